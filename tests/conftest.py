@@ -1,0 +1,1 @@
+"""Fixtures shared by the whole suite (the emulator fixtures come from the package's pytest plugin)."""
