@@ -38,7 +38,11 @@ KEYS: Final[tuple[Key, ...]] = (
         "Absolute URL Pagecall calls on every join and leave (the app's `pagecall:webhook` view). "
         "When unset, rooms are created without a webhook and `manage.py check` warns.",
     ),
-    Key("APP_URL", "https://app.pagecall.com", "Base URL of Pagecall's meeting app (join and replay links)."),
+    Key(
+        "APP_URL",
+        "https://app.pagecall.com",
+        "Base URL of Pagecall's meeting app (join and replay links).",
+    ),
     Key("CONNECT_TIMEOUT", 3.05, "Seconds to wait for a TCP connection to Pagecall."),
     Key("READ_TIMEOUT", 10.0, "Seconds to wait for Pagecall's answer once the request is sent."),
     Key(
@@ -98,7 +102,9 @@ class PagecallSettings:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            raise ImproperlyConfigured(f"{SETTING_NAME} must be a dict, not {type(value).__name__}.")
+            raise ImproperlyConfigured(
+                f"{SETTING_NAME} must be a dict, not {type(value).__name__}."
+            )
         return value
 
     def is_set(self, name: str) -> bool:
@@ -108,7 +114,9 @@ class PagecallSettings:
         try:
             key = _BY_NAME[name]
         except KeyError:
-            raise AttributeError(f"{setting_label(name)} is not a django-pagecall setting.") from None
+            raise AttributeError(
+                f"{setting_label(name)} is not a django-pagecall setting."
+            ) from None
         raw = self.raw()
         value = raw.get(name)
         if value in (None, ""):
@@ -130,8 +138,12 @@ def validation_problem(name: str, value: object) -> str | None:
     check = VALIDATORS.get(name)
     if check is None or check[0](value):
         return None
-    return f"{setting_label(name)} must be {check[1]}, not {value!r}." if name != "API_KEY" else (
-        f"{setting_label(name)} must be {check[1]}."  # never echo a secret
+    return (
+        f"{setting_label(name)} must be {check[1]}, not {value!r}."
+        if name != "API_KEY"
+        else (
+            f"{setting_label(name)} must be {check[1]}."  # never echo a secret
+        )
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-SECRET_KEY = "tests-only-not-secret"  # noqa: S105
+SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -22,7 +22,11 @@ def database_from_url(url: str) -> dict[str, object]:
     parts = urlsplit(url)
     if parts.scheme.startswith("sqlite"):
         name = parts.path.lstrip("/") or ":memory:"
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name, "TEST": {"NAME": name if name != ":memory:" else None}}
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": name,
+            "TEST": {"NAME": name if name != ":memory:" else None},
+        }
     if parts.scheme in ("postgres", "postgresql"):
         return {
             "ENGINE": "django.db.backends.postgresql",

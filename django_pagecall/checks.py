@@ -1,0 +1,105 @@
+"""System checks for the ``PAGECALL`` setting (``manage.py check``).
+
+Ids are stable and documented in the README. A missing value is a warning
+(``pagecall.W...``) so that ``migrate`` and ``collectstatic`` run in build
+steps without secrets; a malformed value is an error (``pagecall.E...``).
+No check touches the database or the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import AppConfig, apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+
+from .conf import _BY_NAME, SETTING_NAME, setting_label, validation_problem
+
+#: The error id for a malformed value of each key (keys not listed use E005).
+MALFORMED_IDS = {
+    "API_KEY": "pagecall.E002",
+    "API_URL": "pagecall.E003",
+    "WEBHOOK_URL": "pagecall.E004",
+}
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
+
+
+@register(Tags.compatibility)
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    raw = getattr(settings, SETTING_NAME, None)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        return [
+            Error(
+                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.",
+                hint='Set PAGECALL = {"API_KEY": "...", "WEBHOOK_URL": "https://..."}.',
+                id="pagecall.E001",
+            )
+        ]
+    messages: list[CheckMessage] = []
+    for name in sorted(raw):
+        if name not in _BY_NAME:
+            messages.append(
+                Warning(
+                    f"{setting_label(name)} is not a django-pagecall setting and is ignored.",
+                    hint="Check the spelling against the README's configuration table.",
+                    id="pagecall.W003",
+                )
+            )
+    for name, value in raw.items():
+        if name not in _BY_NAME or value in (None, ""):
+            continue
+        problem = validation_problem(name, value)
+        if problem:
+            messages.append(Error(problem, id=MALFORMED_IDS.get(name, "pagecall.E005")))
+    if raw.get("API_KEY") in (None, ""):
+        messages.append(
+            Warning(
+                f"{setting_label('API_KEY')} is not set: rooms cannot be created on Pagecall.",
+                hint="Set it to the API key from the Pagecall workspace settings.",
+                id="pagecall.W001",
+            )
+        )
+    webhook_url = raw.get("WEBHOOK_URL")
+    if webhook_url in (None, ""):
+        messages.append(
+            Warning(
+                f"{setting_label('WEBHOOK_URL')} is not set: rooms are created without a webhook, "
+                "so no session records will be kept.",
+                hint='Set it to the absolute URL of the "pagecall:webhook" view.',
+                id="pagecall.W002",
+            )
+        )
+    elif isinstance(webhook_url, str) and validation_problem("WEBHOOK_URL", webhook_url) is None:
+        parts = urlsplit(webhook_url)
+        if parts.scheme == "http" and (parts.hostname or "") not in LOOPBACK_HOSTS:
+            messages.append(
+                Warning(
+                    f"{setting_label('WEBHOOK_URL')} uses http://: the secret that authenticates "
+                    "Pagecall's calls would cross the network in clear.",
+                    hint="Use an https:// URL.",
+                    id="pagecall.W004",
+                )
+            )
+    return messages
+
+
+@register(Tags.compatibility)
+def check_installed_apps(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    if apps.is_installed("rest_framework"):
+        return []
+    return [
+        Error(
+            "django-pagecall's webhook view needs Django REST framework.",
+            hint='Add "rest_framework" to INSTALLED_APPS.',
+            id="pagecall.E006",
+        )
+    ]

@@ -1,0 +1,427 @@
+"""The Pagecall REST client: the only code in the app that speaks HTTP to Pagecall.
+
+It knows nothing of the ORM. Each operation of Pagecall's OpenAPI spec is one
+method that returns the typed objects of :mod:`django_pagecall.resources`, and
+every failure is one of the exceptions of :mod:`django_pagecall.exceptions`,
+classified by whether the request may have been carried out.
+
+One ``requests.Session`` per process, created on first use (so a Celery
+prefork child never shares a parent's sockets), pooled, with
+``(connect, read)`` timeouts on every call. The transport retries connection
+errors only; everything else is the caller's decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .exceptions import (
+    PagecallAmbiguousError,
+    PagecallError,
+    PagecallRefused,
+    PagecallResponseError,
+    PagecallTransientError,
+)
+from .resources import Member, Page, Room, Session, User
+
+logger = logging.getLogger(__name__)
+
+#: Statuses after which the request may have been carried out (a gateway gave up waiting).
+AMBIGUOUS_STATUSES: Final = frozenset({502, 504})
+#: 4xx statuses that mean "not now" rather than "no".
+RETRYABLE_CLIENT_STATUSES: Final = frozenset({408, 429})
+#: How much of an error body is kept on the exception.
+MAX_ERROR_BODY: Final = 10_000
+
+T = TypeVar("T", Room, Member, User, Session, Page)
+
+
+def _path(template: str, *args: str) -> str:
+    return template.format(*(quote(str(a), safe="") for a in args))
+
+
+def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _query_value(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """True when the connection could not be opened, so the request never left."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+class PagecallClient:
+    """A client for one Pagecall workspace (one API key)."""
+
+    def __init__(
+        self,
+        api_key: str,
+        api_url: str = "https://api.pagecall.com/v1",
+        *,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        connect_retries: int = 2,
+        page_size: int = 100,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.connect_retries = connect_retries
+        self.page_size = page_size
+        self._api_key = api_key
+        self._session: requests.Session | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<PagecallClient {self.api_url}>"  # never the key
+
+    @classmethod
+    def from_settings(cls) -> PagecallClient:
+        from .conf import pagecall_settings as s
+
+        return cls(
+            s.API_KEY,
+            s.API_URL,
+            connect_timeout=s.CONNECT_TIMEOUT,
+            read_timeout=s.READ_TIMEOUT,
+            connect_retries=s.CONNECT_RETRIES,
+            page_size=s.PAGE_SIZE,
+        )
+
+    # -- transport ---------------------------------------------------------------------------
+
+    @property
+    def session(self) -> requests.Session:
+        """This process's pooled session, made on first use and again after a fork."""
+        pid = os.getpid()
+        if self._session is None or self._pid != pid:
+            with self._lock:
+                if self._session is None or self._pid != pid:
+                    self._session = self._new_session()
+                    self._pid = pid
+        return self._session
+
+    def _new_session(self) -> requests.Session:
+        retry = Retry(
+            total=self.connect_retries,
+            connect=self.connect_retries,
+            read=0,
+            status=0,
+            other=0,
+            redirect=0,
+            allowed_methods=None,  # a connect error means nothing was sent, whatever the verb
+            backoff_factor=0.2,
+            raise_on_status=False,
+        )
+        session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        session.headers.update(
+            {
+                "Authorization": f"Bearer {self._api_key}",
+                "Accept": "application/json",
+                "User-Agent": f"django-pagecall/{__version__}",
+            }
+        )
+        return session
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        """Send one request and return the decoded JSON body, or raise a :class:`PagecallError`."""
+        url = self.api_url + path
+        query = {k: _query_value(v) for k, v in (params or {}).items() if v is not None}
+        started = time.monotonic()
+        try:
+            response = self.session.request(
+                method, url, params=query or None, json=json, timeout=self.timeout
+            )
+        except requests.ConnectionError as exc:
+            elapsed = time.monotonic() - started
+            if _never_sent(exc):
+                logger.warning(
+                    "Pagecall %s %s: could not connect (%.2fs): %s", method, path, elapsed, exc
+                )
+                raise PagecallTransientError(
+                    f"could not connect: {exc}", method=method, path=path
+                ) from exc
+            logger.warning(
+                "Pagecall %s %s: connection lost (%.2fs): %s", method, path, elapsed, exc
+            )
+            raise PagecallAmbiguousError(
+                f"connection lost after sending: {exc}", method=method, path=path
+            ) from exc
+        except requests.Timeout as exc:  # a read timeout: the request was sent
+            logger.warning("Pagecall %s %s: no answer within %ss", method, path, self.timeout[1])
+            raise PagecallAmbiguousError(
+                f"no answer within {self.timeout[1]}s", method=method, path=path
+            ) from exc
+        except requests.RequestException as exc:
+            raise PagecallAmbiguousError(str(exc), method=method, path=path) from exc
+        elapsed = time.monotonic() - started
+        status = response.status_code
+        logger.debug("Pagecall %s %s -> %s (%.3fs)", method, path, status, elapsed)
+        if 200 <= status < 300:
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise PagecallResponseError(
+                    "answer is not JSON",
+                    method=method,
+                    path=path,
+                    status=status,
+                    body=response.text[:MAX_ERROR_BODY],
+                ) from exc
+        body = response.text[:MAX_ERROR_BODY]
+        logger.warning("Pagecall %s %s -> %s: %s", method, path, status, body[:500])
+        error_class: type[PagecallError]
+        if status in AMBIGUOUS_STATUSES:
+            error_class = PagecallAmbiguousError
+        elif status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
+            error_class = PagecallTransientError
+        elif status >= 400:
+            error_class = PagecallRefused
+        else:
+            error_class = PagecallResponseError
+        raise error_class(
+            f"Pagecall answered {status}", method=method, path=path, status=status, body=body
+        )
+
+    def _one(self, kind: type[T], method: str, path: str, key: str, **kwargs: Any) -> T:
+        data = self.request(method, path, **kwargs)
+        if not isinstance(data, Mapping) or key not in data:
+            raise PagecallResponseError(
+                f"answer has no {key!r}: {data!r}", method=method, path=path
+            )
+        return kind.from_api(data[key])
+
+    def _list(self, kind: type[T], path: str, key: str, params: Mapping[str, Any]) -> list[T]:
+        data = self.request("GET", path, params=params)
+        items = data.get(key) if isinstance(data, Mapping) else None
+        if not isinstance(items, list):
+            raise PagecallResponseError(
+                f"answer has no list {key!r}: {data!r}", method="GET", path=path
+            )
+        return [kind.from_api(item) for item in items]
+
+    def _paged(self, kind: type[T], path: str, key: str, params: Mapping[str, Any]) -> Iterator[T]:
+        """Every item of a paged list, fetched one page at a time as the caller iterates."""
+        offset = 0
+        while True:
+            data = self.request(
+                "GET", path, params={**params, "offset": offset, "limit": self.page_size}
+            )
+            items = data.get(key) if isinstance(data, Mapping) else None
+            if not isinstance(items, list):
+                raise PagecallResponseError(
+                    f"answer has no list {key!r}: {data!r}", method="GET", path=path
+                )
+            for item in items:
+                yield kind.from_api(item)
+            paging = data.get("paging")
+            total = paging.get("total") if isinstance(paging, Mapping) else None
+            offset += len(items)
+            if not items or not isinstance(total, int | float) or offset >= total:
+                return
+
+    # -- rooms -------------------------------------------------------------------------------
+
+    def list_rooms(
+        self,
+        *,
+        name: str | None = None,
+        layout: str | None = None,
+        is_terminated: bool | None = None,
+    ) -> Iterator[Room]:
+        """``GET /rooms``: every room, lazily across pages; ``name`` matches exactly."""
+        params = _drop_none({"name": name, "layout": layout, "is_terminated": is_terminated})
+        return self._paged(Room, "/rooms", "rooms", params)
+
+    def create_room(
+        self,
+        *,
+        name: str,
+        type: str,
+        record: bool | None = None,
+        max_meeting_seconds: int | None = None,
+        members: Sequence[Mapping[str, Any]] | None = None,
+        webhook_url: str | None = None,
+        webhook_headers: Mapping[str, str] | None = None,
+    ) -> Room:
+        """``POST /rooms``. Not idempotent: after an ambiguous error, look the room up by name."""
+        body: dict[str, Any] = _drop_none(
+            {
+                "name": name,
+                "type": type,
+                "record": record,
+                "max_meeting_seconds": max_meeting_seconds,
+            }
+        )
+        if members is not None:
+            body["members"] = [_drop_none(m) for m in members]
+        if webhook_url:
+            body["webhook"] = {"url": webhook_url, "headers": dict(webhook_headers or {})}
+        return self._one(Room, "POST", "/rooms", "room", json=body)
+
+    def get_room(self, room_id: str) -> Room:
+        return self._one(Room, "GET", _path("/rooms/{}", room_id), "room")
+
+    def update_room(
+        self, room_id: str, *, name: str | None = None, is_terminated: bool | None = None
+    ) -> Room:
+        body = _drop_none({"name": name, "is_terminated": is_terminated})
+        return self._one(Room, "PUT", _path("/rooms/{}", room_id), "room", json=body)
+
+    def delete_room(self, room_id: str) -> Room:
+        return self._one(Room, "DELETE", _path("/rooms/{}", room_id), "room")
+
+    def list_room_sessions(
+        self, room_id: str, *, user_id: str | None = None, is_connecting: bool | None = None
+    ) -> list[Session]:
+        """``GET /rooms/{id}/sessions``; ``is_connecting=True`` lists who is online."""
+        params = _drop_none({"user_id": user_id, "is_connecting": is_connecting})
+        return self._list(Session, _path("/rooms/{}/sessions", room_id), "sessions", params)
+
+    def create_pages(self, room_id: str, pages: Sequence[Mapping[str, Any]]) -> list[Page]:
+        """``POST /rooms/{id}/pages/create_many``: add whiteboard pages (image entities)."""
+        path = _path("/rooms/{}/pages/create_many", room_id)
+        data = self.request("POST", path, json=[dict(p) for p in pages])
+        items = data.get("pages") if isinstance(data, Mapping) else None
+        if not isinstance(items, list):
+            raise PagecallResponseError(
+                f"answer has no list 'pages': {data!r}", method="POST", path=path
+            )
+        return [Page.from_api(item) for item in items]
+
+    def send_room_message(self, room_id: str, message: str) -> str:
+        """``POST /rooms/{id}/message``: a message to the live sessions of a room."""
+        path = _path("/rooms/{}/message", room_id)
+        data = self.request("POST", path, json={"message": message})
+        answer = data.get("message") if isinstance(data, Mapping) else None
+        return answer if isinstance(answer, str) else ""
+
+    # -- members -----------------------------------------------------------------------------
+
+    def list_members(self, room_id: str) -> Iterator[Member]:
+        return self._paged(Member, _path("/rooms/{}/members", room_id), "members", {})
+
+    def create_member(self, room_id: str, *, user_id: str, type: str | None = None) -> Member:
+        body = _drop_none({"user_id": user_id, "type": type})
+        return self._one(Member, "POST", _path("/rooms/{}/members", room_id), "member", json=body)
+
+    def get_member(self, room_id: str, member_id: str) -> Member:
+        return self._one(Member, "GET", _path("/rooms/{}/members/{}", room_id, member_id), "member")
+
+    def update_member(
+        self,
+        room_id: str,
+        member_id: str,
+        *,
+        name: str | None = None,
+        type: str | None = None,
+        is_blocked: bool | None = None,
+    ) -> Member:
+        """``PUT /rooms/{id}/members/{member_id}``; ``is_blocked=True`` removes a member (private rooms)."""
+        body = _drop_none({"name": name, "type": type, "is_blocked": is_blocked})
+        path = _path("/rooms/{}/members/{}", room_id, member_id)
+        return self._one(Member, "PUT", path, "member", json=body)
+
+    # -- users -------------------------------------------------------------------------------
+
+    def list_users(self, *, email_search_query: str | None = None) -> Iterator[User]:
+        params = _drop_none({"email_search_query": email_search_query})
+        return self._paged(User, "/users", "users", params)
+
+    def create_user(
+        self,
+        *,
+        user_id: str,
+        name: str | None = None,
+        profile_url: str | None = None,
+        default_member_type: str | None = None,
+    ) -> User:
+        """``POST /users``: registers or updates (upserts) a user; the answer has its access token."""
+        body = _drop_none(
+            {
+                "user_id": user_id,
+                "name": name,
+                "profile_url": profile_url,
+                "default_member_type": default_member_type,
+            }
+        )
+        return self._one(User, "POST", "/users", "user", json=body)
+
+    def get_user(self, user_id: str) -> User:
+        return self._one(User, "GET", _path("/users/{}", user_id), "user")
+
+    def update_user(
+        self,
+        user_id: str,
+        *,
+        name: str | None = None,
+        profile_url: str | None = None,
+        default_member_type: str | None = None,
+    ) -> User:
+        body = _drop_none(
+            {"name": name, "profile_url": profile_url, "default_member_type": default_member_type}
+        )
+        return self._one(User, "PUT", _path("/users/{}", user_id), "user", json=body)
+
+    def delete_user(self, user_id: str) -> User:
+        return self._one(User, "DELETE", _path("/users/{}", user_id), "user")
+
+
+_client: PagecallClient | None = None
+_client_lock = threading.Lock()
+
+
+def get_client() -> PagecallClient:
+    """The process-wide client built from ``settings.PAGECALL`` (rebuilt when the setting changes)."""
+    global _client
+    client = _client
+    if client is None:
+        with _client_lock:
+            if _client is None:
+                _client = PagecallClient.from_settings()
+            client = _client
+    return client
+
+
+def reset_client() -> None:
+    """Forget the process-wide client; the next :func:`get_client` reads the settings again."""
+    global _client
+    with _client_lock:
+        if _client is not None:
+            _client.close()
+        _client = None
