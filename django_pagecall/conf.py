@@ -51,6 +51,43 @@ KEYS: Final[tuple[Key, ...]] = (
         "Transport-level retries, for connection errors only (a request that never left).",
     ),
     Key("PAGE_SIZE", 100, "Items asked for per page when iterating over Pagecall's paged lists."),
+    Key(
+        "WEBHOOK_SECRETS",
+        None,
+        "Server keys from which each room's webhook secret is derived; the first signs new rooms, "
+        "all are accepted (rotation). Default: `SECRET_KEY` then `SECRET_KEY_FALLBACKS`.",
+    ),
+    Key(
+        "MAX_ATTEMPTS",
+        10,
+        "Attempts at creating a room or member before the app gives up, marks it failed and "
+        "sends `room_creation_failed`.",
+    ),
+    Key(
+        "RETRY_BACKOFF",
+        2.0,
+        "Seconds before the first retry of a transient failure; doubles each time.",
+    ),
+    Key("RETRY_BACKOFF_MAX", 300.0, "Longest wait between two retries, in seconds."),
+    Key(
+        "ADOPT_WINDOW",
+        120.0,
+        "After an ambiguous create, a room of the same name created up to this many seconds before "
+        "the attempt began is adopted (allows for clock skew).",
+    ),
+    Key("DELETE_REMOTE_ROOMS", False, "Delete the room on Pagecall when it is deleted locally."),
+    Key(
+        "USER_ID_FUNCTION",
+        None,
+        "Dotted path of a function `(user) -> str` giving a site user's Pagecall user id. "
+        "Default: `str(user.pk)`.",
+    ),
+    Key(
+        "PUBLISH_TIMEOUT",
+        2.0,
+        "Seconds a save may spend queueing its Celery task when the broker is unreachable; the row "
+        "stays pending for `pagecall_sync` after that.",
+    ),
 )
 
 _BY_NAME: Final = {k.name: k for k in KEYS}
@@ -86,6 +123,24 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
     "READ_TIMEOUT": (_positive_number, "a positive number of seconds"),
     "CONNECT_RETRIES": (_non_negative_int, "a whole number >= 0"),
     "PAGE_SIZE": (lambda v: _non_negative_int(v) and v > 0, "a whole number >= 1"),
+    "WEBHOOK_SECRETS": (
+        lambda v: (
+            isinstance(v, list | tuple)
+            and len(v) > 0
+            and all(isinstance(k, str) and len(k) >= 32 for k in v)
+        ),
+        "a non-empty list of strings of at least 32 characters",
+    ),
+    "MAX_ATTEMPTS": (lambda v: _non_negative_int(v) and v > 0, "a whole number >= 1"),
+    "RETRY_BACKOFF": (_positive_number, "a positive number of seconds"),
+    "RETRY_BACKOFF_MAX": (_positive_number, "a positive number of seconds"),
+    "ADOPT_WINDOW": (lambda v: _positive_number(v) or v == 0, "a number of seconds >= 0"),
+    "DELETE_REMOTE_ROOMS": (lambda v: isinstance(v, bool), "True or False"),
+    "USER_ID_FUNCTION": (
+        lambda v: callable(v) or (isinstance(v, str) and "." in v),
+        "a dotted path to a function, or a function",
+    ),
+    "PUBLISH_TIMEOUT": (_positive_number, "a positive number of seconds"),
 }
 
 
@@ -138,13 +193,13 @@ def validation_problem(name: str, value: object) -> str | None:
     check = VALIDATORS.get(name)
     if check is None or check[0](value):
         return None
-    return (
-        f"{setting_label(name)} must be {check[1]}, not {value!r}."
-        if name != "API_KEY"
-        else (
-            f"{setting_label(name)} must be {check[1]}."  # never echo a secret
-        )
-    )
+    if name in SECRET_KEYS:
+        return f"{setting_label(name)} must be {check[1]}."  # never echo a secret
+    return f"{setting_label(name)} must be {check[1]}, not {value!r}."
+
+
+#: Keys whose values are never repeated in messages.
+SECRET_KEYS: Final = frozenset({"API_KEY", "WEBHOOK_SECRETS"})
 
 
 pagecall_settings: Final = PagecallSettings()

@@ -1,0 +1,293 @@
+"""Rooms, their members and the workspace users, as the site knows them and as Pagecall does.
+
+The models own their fields and the moment a change must reach Pagecall
+(``save``/``delete`` hand the row to :mod:`django_pagecall.sync` once the
+transaction commits). They never call Pagecall themselves, except
+:meth:`Room.join_url`, which registers a user on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class RoomType(models.TextChoices):
+    OPEN = "open", _("open: anyone with the link")
+    PUBLIC = "public", _("public: users of the workspace")
+    PRIVATE = "private", _("private: invited members only")
+
+
+class MemberType(models.TextChoices):
+    GUEST = "guest", _("guest")
+    HOST = "host", _("host")
+    MONITOR = "monitor", _("monitor (watches, cannot join)")
+
+
+class SyncState(models.TextChoices):
+    PENDING = "pending", _("pending")  # waiting to be sent (or sent again)
+    CREATING = "creating", _("creating")  # claimed by a worker, request under way
+    SYNCED = "synced", _("synced")
+    FAILED = "failed", _("failed")  # Pagecall refused, or the app gave up
+
+
+class SyncFields(models.Model):
+    """The state of a row's journey to Pagecall, shared by rooms and members."""
+
+    sync_state = models.CharField(
+        _("sync state"), max_length=16, choices=SyncState.choices, default=SyncState.PENDING
+    )
+    sync_attempts = models.PositiveIntegerField(_("attempts"), default=0, editable=False)
+    sync_error = models.TextField(_("last error"), blank=True, default="", editable=False)
+    attempt_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    synced_at = models.DateTimeField(_("synced at"), null=True, blank=True, editable=False)
+    needs_update = models.BooleanField(
+        default=False, editable=False, help_text=_("A local change has yet to reach Pagecall.")
+    )
+
+    class Meta:
+        abstract = True
+
+
+class Room(SyncFields):
+    name = models.CharField(_("name"), max_length=255)
+    type = models.CharField(
+        _("type"), max_length=16, choices=RoomType.choices, default=RoomType.PUBLIC
+    )
+    record = models.BooleanField(_("record"), default=True)
+    max_meeting_seconds = models.PositiveIntegerField(
+        _("max meeting seconds"),
+        null=True,
+        blank=True,
+        help_text=_("Pagecall ends the meeting after this much time with two or more people."),
+    )
+    pagecall_id = models.CharField(
+        _("Pagecall id"), max_length=64, null=True, blank=True, unique=True, editable=False
+    )
+
+    # Mirrored from Pagecall's Room object.
+    application_id = models.CharField(max_length=64, blank=True, default="", editable=False)
+    layout = models.CharField(max_length=64, blank=True, default="", editable=False)
+    thumbnail_url = models.URLField(max_length=1024, blank=True, default="", editable=False)
+    meeting_time = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    terminated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pagecall_created_at = models.DateTimeField(null=True, blank=True, editable=False)
+    pagecall_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    terminate_requested = models.BooleanField(default=False, editable=False)
+
+    # Snapshots from webhooks: the newest timestamp wins.
+    sessions_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    members_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    counters_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["sync_state", "lease_until"], name="pagecall_room_sync_idx")
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What the database holds, to tell a rename (deferred fields are not loaded for this).
+        self._loaded_name: str | None = self.__dict__.get("name")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        from .. import sync
+
+        adding = self._state.adding
+        renamed = (
+            not adding
+            and self.pagecall_id is not None
+            and self._loaded_name is not None
+            and self._loaded_name != self.name
+        )
+        if renamed:
+            self.needs_update = True
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "needs_update"}
+        super().save(*args, **kwargs)
+        self._loaded_name = self.name
+        if adding:
+            sync.schedule_room_creation(self)
+        elif renamed:
+            sync.schedule_room_update(self)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        from .. import sync
+
+        pagecall_id = self.pagecall_id
+        result = super().delete(*args, **kwargs)
+        if pagecall_id:
+            sync.schedule_remote_room_deletion(pagecall_id, using=self._state.db or "default")
+        return result
+
+    @property
+    def is_terminated(self) -> bool:
+        return self.terminated_at is not None
+
+    def terminate(self) -> None:
+        """Close the room on Pagecall (``is_terminated``); nobody can join it afterwards."""
+        from .. import sync
+
+        if self.terminate_requested:
+            return
+        self.terminate_requested = True
+        self.needs_update = True
+        super().save(update_fields=["terminate_requested", "needs_update", "updated_at"])
+        if self.pagecall_id:
+            sync.schedule_room_update(self)
+
+    def join_url(self, user: AbstractBaseUser | Member | str | None = None) -> str:
+        """``https://app.pagecall.com/meet?room_id=...&access_token=...`` for ``user``.
+
+        ``user`` is a site user, a :class:`Member` or a Pagecall user id; it is
+        registered with Pagecall (``POST /users``) the first time. Without a
+        user the link is anonymous, which only an ``open`` room accepts.
+        """
+        return self._app_url("meet", user)
+
+    def replay_url(self, user: AbstractBaseUser | Member | str | None = None) -> str:
+        """The replay link (``/replay``), with the user's access token like :meth:`join_url`."""
+        return self._app_url("replay", user)
+
+    def _app_url(self, page: str, user: AbstractBaseUser | Member | str | None) -> str:
+        from .. import sync
+        from ..conf import pagecall_settings
+
+        if not self.pagecall_id:
+            raise ValueError(
+                f"room {self.pk} has no Pagecall id yet (sync state: {self.sync_state})"
+            )
+        query = {"room_id": self.pagecall_id}
+        if user is not None:
+            query["access_token"] = sync.access_token_for(self, user)
+        return f"{pagecall_settings.APP_URL}/{page}?{urlencode(query)}"
+
+
+class Member(SyncFields):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="members")
+    user_id = models.CharField(
+        _("Pagecall user id"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "The site's own id for this person. Left blank, it is derived from the site user."
+        ),
+    )
+    type = models.CharField(
+        _("type"), max_length=16, choices=MemberType.choices, default=MemberType.GUEST
+    )
+    name = models.CharField(_("display name"), max_length=255, blank=True, default="")
+    site_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="pagecall_members",
+        verbose_name=_("site user"),
+    )
+    pagecall_id = models.CharField(
+        _("Pagecall member id"), max_length=64, blank=True, default="", editable=False
+    )
+    is_blocked = models.BooleanField(_("blocked"), default=False, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["room", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user_id"], name="pagecall_member_unique_user")
+        ]
+        indexes = [models.Index(fields=["sync_state"], name="pagecall_member_sync_idx")]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._loaded: tuple[str | None, str | None] = (
+            self.__dict__.get("type"),
+            self.__dict__.get("name"),
+        )
+
+    def __str__(self) -> str:
+        return self.name or self.user_id
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        from .. import sync
+
+        if not self.user_id and self.site_user is not None:
+            self.user_id = sync.user_id_for(self.site_user)
+        if not self.user_id:
+            raise ValueError("a Member needs a user_id or a site_user")
+        adding = self._state.adding
+        changed = (
+            not adding
+            and self.sync_state == SyncState.SYNCED
+            and None not in self._loaded
+            and self._loaded != (self.type, self.name)
+        )
+        if changed:
+            self.needs_update = True
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "needs_update"}
+        super().save(*args, **kwargs)
+        self._loaded = (self.type, self.name)
+        if adding:
+            sync.schedule_member_creation(self)
+        elif changed:
+            sync.schedule_member_update(self)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        from .. import sync
+
+        room = self.room
+        on_pagecall = self.sync_state == SyncState.SYNCED and room.pagecall_id is not None
+        result = super().delete(*args, **kwargs)
+        if on_pagecall and room.type == RoomType.PRIVATE and not self.is_blocked:
+            assert room.pagecall_id is not None
+            sync.schedule_member_block(
+                room.pagecall_id, self.user_id, using=self._state.db or "default"
+            )
+        return result
+
+    def remove(self) -> None:
+        """Take this person out of the room: Pagecall blocks them (private rooms only)."""
+        from .. import sync
+
+        self.is_blocked = True
+        self.needs_update = True
+        super().save(update_fields=["is_blocked", "needs_update"])
+        sync.schedule_member_update(self)
+
+
+class PagecallUser(models.Model):
+    """A user registered in the Pagecall workspace, with the access token that lets them join."""
+
+    user_id = models.CharField(_("Pagecall user id"), max_length=255, unique=True)
+    name = models.CharField(max_length=255, blank=True, default="")
+    access_token = models.CharField(max_length=255, blank=True, default="", editable=False)
+    registered_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("Pagecall user")
+        ordering = ["user_id"]
+
+    def __str__(self) -> str:
+        return self.user_id
+
+    def __repr__(self) -> str:
+        return f"<PagecallUser {self.user_id!r}>"  # never the token

@@ -1,0 +1,48 @@
+"""Session records: one row per Pagecall session (one person's stay in a room), kept from webhooks.
+
+Only the webhook processing and the reconciliation in :mod:`django_pagecall.sync`
+write these rows; the admin shows them read-only.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .rooms import Member, Room
+
+
+class Session(models.Model):
+    class Source(models.TextChoices):
+        WEBHOOK = "webhook", _("webhook")
+        RECONCILED = "reconciled", _("reconciled from GET /rooms/{id}/sessions")
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="sessions")
+    session_id = models.CharField(_("Pagecall session id"), max_length=64, unique=True)
+    member_id = models.CharField(_("Pagecall member id"), max_length=64, blank=True, default="")
+    user_id = models.CharField(_("Pagecall user id"), max_length=255, blank=True, default="")
+    # Not called `member`: Django would give it the attribute `member_id`, Pagecall's id here.
+    room_member = models.ForeignKey(
+        Member,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="sessions",
+        verbose_name=_("member"),
+    )
+    joined_at = models.DateTimeField(_("joined at"), null=True, blank=True)
+    left_at = models.DateTimeField(_("left at"), null=True, blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEBHOOK)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-joined_at", "-pk"]
+        indexes = [models.Index(fields=["room", "left_at"], name="pagecall_session_online_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id or 'anonymous'} in {self.room_id}"
+
+    @property
+    def is_online(self) -> bool:
+        return self.joined_at is not None and self.left_at is None

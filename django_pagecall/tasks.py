@@ -1,0 +1,89 @@
+"""Celery tasks: thin wrappers that take primary keys and call :mod:`django_pagecall.sync`.
+
+The host's ``app.autodiscover_tasks()`` finds them. Every task is safe to run
+twice (the state machine in ``sync`` makes it so), which is what the Redis
+broker's redelivery after ``visibility_timeout`` and ``acks_late`` require.
+Retries back off exponentially with jitter, bounded by
+``PAGECALL["RETRY_BACKOFF"]``, ``PAGECALL["RETRY_BACKOFF_MAX"]`` and
+``PAGECALL["MAX_ATTEMPTS"]``; what is still not done after that is left to the
+periodic :func:`sync` sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, shared_task
+
+from . import sync as _sync
+from .conf import pagecall_settings
+
+logger = logging.getLogger(__name__)
+
+TASK_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "ignore_result": True}
+
+
+def backoff(retries: int) -> float:
+    """Seconds before retry number ``retries + 1``: exponential, capped, with full jitter."""
+    ceiling = min(
+        float(pagecall_settings.RETRY_BACKOFF_MAX),
+        float(pagecall_settings.RETRY_BACKOFF) * 2 ** min(retries, 30),
+    )
+    return max(random.uniform(0, ceiling), 0.05)
+
+
+def _retrying(task: Task[Any, Any], func: Callable[..., None], *args: Any) -> None:
+    try:
+        func(*args)
+    except _sync.RetryLater as exc:
+        countdown = backoff(task.request.retries)
+        if task.request.retries >= pagecall_settings.MAX_ATTEMPTS:
+            logger.warning(
+                "%s%r: retries used up; the periodic sync will pick it up", task.name, args
+            )
+            return
+        raise task.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(name="django_pagecall.tasks.create_room", **TASK_OPTIONS)
+def create_room(self: Task[Any, Any], room_pk: int, using: str = "default") -> None:
+    _retrying(self, _sync.create_room, room_pk, using)
+
+
+@shared_task(name="django_pagecall.tasks.update_room", **TASK_OPTIONS)
+def update_room(self: Task[Any, Any], room_pk: int, using: str = "default") -> None:
+    _retrying(self, _sync.update_room, room_pk, using)
+
+
+@shared_task(name="django_pagecall.tasks.delete_remote_room", **TASK_OPTIONS)
+def delete_remote_room(self: Task[Any, Any], pagecall_id: str) -> None:
+    _retrying(self, _sync.delete_remote_room, pagecall_id)
+
+
+@shared_task(name="django_pagecall.tasks.create_member", **TASK_OPTIONS)
+def create_member(self: Task[Any, Any], member_pk: int, using: str = "default") -> None:
+    _retrying(self, _sync.create_member, member_pk, using)
+
+
+@shared_task(name="django_pagecall.tasks.update_member", **TASK_OPTIONS)
+def update_member(self: Task[Any, Any], member_pk: int, using: str = "default") -> None:
+    _retrying(self, _sync.update_member, member_pk, using)
+
+
+@shared_task(name="django_pagecall.tasks.block_member", **TASK_OPTIONS)
+def block_member(self: Task[Any, Any], room_pagecall_id: str, user_id: str) -> None:
+    _retrying(self, _sync.block_member, room_pagecall_id, user_id)
+
+
+@shared_task(name="django_pagecall.tasks.sync", ignore_result=True)
+def sync(using: str = "default") -> dict[str, int]:
+    """The periodic sweep: send every room and member that is pending or stuck.
+
+    Schedule it with Celery beat (one beat only), e.g. every minute.
+    """
+    result = _sync.sweep(using)
+    logger.info("Pagecall sync: %s done, %s to retry", result.done, result.retry)
+    return {"done": result.done, "retry": result.retry}

@@ -1,0 +1,58 @@
+"""The secret that authenticates Pagecall's webhook calls, per room.
+
+Pagecall signs nothing: its only authentication is the ``webhook.headers``
+given when a room is created, sent back on every call. Each room gets its own
+secret, derived with HMAC-SHA256 from a server key and the room's primary key,
+so no secret is stored in the database or shown in the admin, and a secret
+seen for one room is worthless for another. Keys rotate: the first key of
+``PAGECALL["WEBHOOK_SECRETS"]`` (default: ``SECRET_KEY`` then
+``SECRET_KEY_FALLBACKS``) signs new rooms and every listed key is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from django.conf import settings
+from django.utils.crypto import constant_time_compare, salted_hmac
+
+ROOM_HEADER: Final = "X-Pagecall-Room"
+SECRET_HEADER: Final = "X-Pagecall-Secret"  # noqa: S105  (a header name)
+_SALT: Final = "django_pagecall.webhook"
+
+
+def server_keys() -> list[str]:
+    from .conf import pagecall_settings
+
+    configured = pagecall_settings.WEBHOOK_SECRETS
+    if configured:
+        return [str(k) for k in configured]
+    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+
+
+def room_secret(room_pk: int, key: str) -> str:
+    """64 hex characters (32 bytes) for one room under one server key."""
+    return salted_hmac(_SALT, f"room:{room_pk}", secret=key, algorithm="sha256").hexdigest()
+
+
+def headers_for_room(room_pk: int) -> dict[str, str]:
+    """The ``webhook.headers`` sent to Pagecall when the room is created."""
+    return {ROOM_HEADER: str(room_pk), SECRET_HEADER: room_secret(room_pk, server_keys()[0])}
+
+
+def authenticated_room_pk(headers: Mapping[str, str]) -> int | None:
+    """The local room primary key the headers authenticate, or ``None``.
+
+    Every key is tried (constant-time comparisons) so that timing tells
+    nothing about which one matched or how much of a secret was right.
+    """
+    raw_pk = headers.get(ROOM_HEADER, "")
+    secret = headers.get(SECRET_HEADER, "")
+    if not raw_pk.isdigit() or len(raw_pk) > 19 or not secret:
+        return None
+    room_pk = int(raw_pk)
+    matched = False
+    for key in server_keys():
+        matched |= constant_time_compare(room_secret(room_pk, key), secret)
+    return room_pk if matched else None
