@@ -298,9 +298,20 @@ class PagecallClient:
         return self._one(Room, "GET", _path("/rooms/{}", room_id), "room")
 
     def update_room(
-        self, room_id: str, *, name: str | None = None, is_terminated: bool | None = None
+        self,
+        room_id: str,
+        *,
+        application_id: str,
+        name: str | None = None,
+        is_terminated: bool | None = None,
     ) -> Room:
-        body = _drop_none({"name": name, "is_terminated": is_terminated})
+        """``PUT /rooms/{id}``: rename, or close with ``is_terminated=True``.
+
+        The spec requires the room's ``application_id`` (its workspace id) in the body.
+        """
+        body = _drop_none(
+            {"application_id": application_id, "name": name, "is_terminated": is_terminated}
+        )
         return self._one(Room, "PUT", _path("/rooms/{}", room_id), "room", json=body)
 
     def delete_room(self, room_id: str) -> Room:

@@ -127,7 +127,7 @@ def lease_seconds() -> float:
     """How long a claim is valid: every transport attempt timing out, and then some."""
     s = pagecall_settings
     per_try = float(s.CONNECT_TIMEOUT) * (int(s.CONNECT_RETRIES) + 1) + float(s.READ_TIMEOUT)
-    return per_try * 2 + 5
+    return per_try * 2 + 1
 
 
 def _error_text(exc: PagecallError) -> str:
@@ -267,12 +267,25 @@ def _claim(room: Room, using: str) -> _Claim | None:
     return _Claim(room=room, lease_until=lease, members=members)
 
 
+def _renew(claim: _Claim, using: str) -> None:
+    lease = timezone.now() + timedelta(seconds=lease_seconds())
+    renewed = (
+        Room.objects.using(using)
+        .filter(pk=claim.room.pk, sync_state=SyncState.CREATING, lease_until=claim.lease_until)
+        .update(lease_until=lease)
+    )
+    if not renewed:
+        raise RetryLater(f"room {claim.room.pk}: the claim was lost before sending")
+    claim.lease_until = lease
+
+
 def _send_create(claim: _Claim, using: str) -> None:
     room = claim.room
     client = get_client()
     try:
         if room.type == RoomType.PRIVATE:  # private rooms invite registered workspace users only
             _ensure_registered(claim.members, using)
+            _renew(claim, using)  # registering took time: the POST gets a whole lease
         webhook_url = pagecall_settings.WEBHOOK_URL
         remote = client.create_room(
             name=room.name,
@@ -456,9 +469,12 @@ def update_room(room_pk: int, using: str = "default") -> None:
     room = Room.objects.using(using).filter(pk=room_pk).first()
     if room is None or not room.pagecall_id or not room.needs_update:
         return
+    client = get_client()
     try:
-        remote = get_client().update_room(
+        application_id = room.application_id or client.get_room(room.pagecall_id).application_id
+        remote = client.update_room(
             room.pagecall_id,
+            application_id=application_id or "",
             name=room.name,
             is_terminated=True if room.terminate_requested else None,
         )

@@ -1,1 +1,233 @@
-"""Fixtures shared by the whole suite (the emulator fixtures come from the package's pytest plugin)."""
+"""Fixtures shared by the whole suite (the emulator fixtures come from the package's pytest plugin).
+
+Two layers:
+
+* the fast layer (no marker): tasks run eagerly, in the test's thread, so a
+  test can follow a save to Pagecall (the emulator) and back without a broker;
+* ``@pytest.mark.integration``: PostgreSQL, a real Redis broker and a real
+  Celery worker (a thread, or a process where a test must kill it).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from tests.celery_app import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy and return it; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s: {predicate}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def requires_postgres() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: a worker in another thread or process shares the database")
+
+
+@pytest.fixture(autouse=True)
+def _eager_unless_integration(request: pytest.FixtureRequest) -> Iterator[None]:
+    eager = request.node.get_closest_marker("integration") is None
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = eager
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+def use_broker(url: str) -> str:
+    """Point the test app at another broker and drop its pools; returns the previous URL."""
+    previous = str(celery_app.conf.broker_url)
+    celery_app.conf.broker_url = url
+    # Forget the pools without closing them: kombu keeps them in a global registry per URL,
+    # and a closed one would be handed back the next time that URL is used.
+    celery_app._after_fork()
+    return previous
+
+
+class RedisServer:
+    """A redis-server of a test's own on a free port, so it can be stopped without harm."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not installed")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._answers, timeout=10)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(settings: Any, redis_server: RedisServer) -> Iterator[RedisServer]:
+    """The Celery app pointed at a private redis-server for the test."""
+    previous = use_broker(redis_server.url)
+    yield redis_server
+    use_broker(previous)
+
+
+@pytest.fixture
+def celery_worker_thread(broker: RedisServer, transactional_db: None) -> Iterator[Any]:
+    """A real Celery worker (solo pool) consuming from the test's broker, in a thread."""
+    requires_postgres()
+    from celery.contrib.testing.worker import start_worker
+
+    with start_worker(
+        celery_app,
+        pool="solo",
+        concurrency=1,
+        perform_ping_check=False,
+        shutdown_timeout=15,
+        loglevel="WARNING",
+    ) as worker:
+        yield worker
+
+
+class WorkerProcess:
+    """``celery worker`` as a separate process, so that a test can SIGKILL it."""
+
+    def __init__(self, env: dict[str, str], logfile: Path) -> None:
+        self.env = env
+        self.logfile = logfile
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self.logfile.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.celery_app",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--loglevel=INFO",
+                "--without-mingle",
+                "--without-gossip",
+                "-Q",
+                celery_app.conf.task_default_queue,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()  # SIGKILL: no shutdown, no ack
+        self.process.wait(timeout=10)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+            self.process = None
+
+    def log(self) -> str:
+        return self.logfile.read_text(errors="replace")
+
+
+@pytest.fixture
+def worker_process_factory(
+    broker: RedisServer, transactional_db: None, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Make worker processes on the test's broker, the test database and the given emulator URL."""
+    requires_postgres()
+    made: list[WorkerProcess] = []
+    db = connection.settings_dict
+
+    def make(api_url: str, **extra_env: str) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "CELERY_BROKER_URL": broker.url,
+            "PAGECALL_API_URL": api_url,
+            "PYTHONPATH": str(ROOT),
+            **extra_env,
+        }
+        worker = WorkerProcess(env, tmp_path / f"worker-{len(made)}.log")
+        made.append(worker)
+        return worker
+
+    yield make
+    for worker in made:
+        worker.stop()

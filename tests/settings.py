@@ -81,12 +81,33 @@ STATIC_URL = "/static/"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
+# Celery, as the README tells hosts to configure it. Integration tests start a real worker on
+# this broker (or on a redis-server of their own); the fast layer runs tasks eagerly.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_timeout": 2,
+    "socket_connect_timeout": 2,
+    "visibility_timeout": float(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+}
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "pagecall-tests")
+
 PAGECALL = {
     "API_KEY": "test-api-key",
-    "API_URL": "http://127.0.0.1:9/v1",  # nothing listens there: tests point it at their emulator
-    "WEBHOOK_URL": "http://testserver/pagecall/webhook/",
-    "CONNECT_TIMEOUT": 2,
-    "READ_TIMEOUT": 5,
+    # Nothing listens on port 9: tests point API_URL at their emulator (the pagecall_emulator
+    # fixture, or PAGECALL_API_URL for a worker started as a separate process).
+    "API_URL": os.environ.get("PAGECALL_API_URL", "http://127.0.0.1:9/v1"),
+    "WEBHOOK_URL": os.environ.get("PAGECALL_WEBHOOK_URL", "http://testserver/pagecall/webhook/"),
+    "CONNECT_TIMEOUT": 1,
+    "CONNECT_RETRIES": 0,
+    "READ_TIMEOUT": 3,
+    "RETRY_BACKOFF": 0.1,
+    "RETRY_BACKOFF_MAX": 0.5,
+    "PUBLISH_TIMEOUT": 1,
 }
 
 LOGGING = {

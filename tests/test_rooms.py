@@ -1,0 +1,444 @@
+"""From a save to Pagecall and back, on the fast layer: tasks run eagerly in the test's thread,
+Pagecall is the emulator over real HTTP, and transactions commit for real (transaction=True),
+so ``on_commit`` and the compare-and-set claims behave as in production."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import transaction
+from django.utils import timezone
+
+from django_pagecall import signals, sync
+from django_pagecall.emulator import Emulator
+from django_pagecall.models import Member, PagecallUser, Room, SyncState
+from django_pagecall.webhook_auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def posts(emu: Emulator, route: str = "/rooms") -> list[dict[str, Any]]:
+    return [r for r in emu.requests if r["method"] == "POST" and r["route"] == route]
+
+
+def calls(emu: Emulator, method: str, route: str) -> list[dict[str, Any]]:
+    return [r for r in emu.requests if r["method"] == method and r["route"] == route]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, name: str, **kwargs: Any) -> None:
+        kwargs.pop("signal", None)
+        self.calls.append((name, kwargs))
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [kw for n, kw in self.calls if n == name]
+
+
+@pytest.fixture
+def fired() -> Iterator[Recorder]:
+    recorder = Recorder()
+    receivers = {}
+    for name in ("room_created", "room_creation_failed"):
+        signal = getattr(signals, name)
+
+        def receiver(sender: Any, _name: str = name, **kwargs: Any) -> None:
+            recorder(_name, sender=sender, **kwargs)
+
+        receivers[name] = receiver
+        signal.connect(receiver, weak=False)
+    yield recorder
+    for name, receiver in receivers.items():
+        getattr(signals, name).disconnect(receiver)
+
+
+def make_room(**fields: Any) -> Room:
+    fields.setdefault("name", "Weekly")
+    return Room.objects.create(**fields)
+
+
+def test_saving_a_room_with_members_sends_one_create(
+    pagecall_emulator: Emulator, fired: Recorder
+) -> None:
+    with transaction.atomic():
+        room = make_room(
+            name="Design review", type="private", record=False, max_meeting_seconds=600
+        )
+        Member.objects.create(room=room, user_id="alice", type="host", name="Alice")
+        Member.objects.create(room=room, user_id="bob")
+        assert posts(pagecall_emulator) == []  # nothing leaves before the commit
+
+    (post,) = posts(pagecall_emulator)
+    body = post["body"]
+    assert body["name"] == "Design review"
+    assert body["type"] == "private"
+    assert body["record"] is False
+    assert body["max_meeting_seconds"] == 600
+    assert body["members"] == [
+        {"user_id": "alice", "type": "host", "name": "Alice"},
+        {"user_id": "bob", "type": "guest"},
+    ]
+    assert body["webhook"]["url"] == "http://testserver/pagecall/webhook/"
+    headers = body["webhook"]["headers"]
+    assert headers[ROOM_HEADER] == str(room.pk)
+    assert len(headers[SECRET_HEADER]) == 64
+    assert authenticated_room_pk(headers) == room.pk
+    # Private rooms invite registered workspace users: both were registered before the room.
+    assert [r["body"]["user_id"] for r in posts(pagecall_emulator, "/users")] == ["alice", "bob"]
+    assert (
+        PagecallUser.objects.filter(user_id__in=["alice", "bob"]).exclude(access_token="").count()
+        == 2
+    )
+
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert re.fullmatch(r"[0-9a-f]{24}", room.pagecall_id or "")
+    remote = pagecall_emulator.rooms[room.pagecall_id or ""]
+    assert room.layout == remote["layout"]
+    assert room.pagecall_created_at is not None
+    assert room.sync_attempts == 1
+    assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.SYNCED}
+    assert {m["user_id"] for m in pagecall_emulator.members(room.pagecall_id or "")} == {
+        "alice",
+        "bob",
+    }
+    (created,) = fired.named("room_created")
+    assert created["room"].pk == room.pk
+    assert created["room"].pagecall_id == room.pagecall_id
+    assert created["sender"] is Room
+
+
+def test_a_rolled_back_save_sends_nothing(pagecall_emulator: Emulator) -> None:
+    def save_then_fail() -> None:
+        with transaction.atomic():
+            room = make_room()
+            Member.objects.create(room=room, user_id="alice")
+            raise RuntimeError("rollback")
+
+    with pytest.raises(RuntimeError):
+        save_then_fail()
+    assert Room.objects.count() == 0
+    assert pagecall_emulator.requests == []
+
+
+def test_no_webhook_url_creates_the_room_without_webhook(
+    pagecall_emulator: Emulator, settings: Any
+) -> None:
+    settings.PAGECALL = {**settings.PAGECALL, "WEBHOOK_URL": None}
+    make_room()
+    (post,) = posts(pagecall_emulator)
+    assert "webhook" not in post["body"]
+
+
+def test_transient_failures_are_retried_then_one_room(
+    pagecall_emulator: Emulator, fired: Recorder
+) -> None:
+    pagecall_emulator.inject("POST", "/rooms", status=500, times=2)
+    room = make_room()
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert room.sync_attempts == 3
+    assert [r["status"] for r in posts(pagecall_emulator)] == [500, 500, 200]
+    assert len(pagecall_emulator.rooms) == 1
+    assert len(fired.named("room_created")) == 1
+
+
+def test_created_then_connection_dropped_adopts_the_room(
+    pagecall_emulator: Emulator, fired: Recorder
+) -> None:
+    pagecall_emulator.inject("POST", "/rooms", drop="after")
+    room = make_room(name="Dropped")
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    (remote_id,) = pagecall_emulator.rooms
+    assert room.pagecall_id == remote_id
+    assert len(posts(pagecall_emulator)) == 1  # looked up, never posted again
+    (lookup,) = calls(pagecall_emulator, "GET", "/rooms")
+    assert lookup["query"]["name"] == "Dropped"
+    assert len(fired.named("room_created")) == 1
+
+
+def test_dropped_before_carrying_out_is_looked_up_then_sent_again(
+    pagecall_emulator: Emulator,
+) -> None:
+    pagecall_emulator.inject("POST", "/rooms", drop="before")
+    room = make_room()
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert len(posts(pagecall_emulator)) == 2
+    assert len(calls(pagecall_emulator, "GET", "/rooms")) == 1
+    assert len(pagecall_emulator.rooms) == 1
+
+
+def test_read_timeout_is_ambiguous_and_adopts(pagecall_emulator: Emulator, settings: Any) -> None:
+    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 0.3}
+    pagecall_emulator.inject("POST", "/rooms", delay=0.8)
+    room = make_room()
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert len(posts(pagecall_emulator)) == 1
+    assert len(pagecall_emulator.rooms) == 1
+
+
+def test_a_refusal_fails_the_room_once(pagecall_emulator: Emulator, fired: Recorder) -> None:
+    pagecall_emulator.inject(
+        "POST", "/rooms", status=400, body={"message": "name is too long"}, times=None
+    )
+    room = make_room()
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.FAILED
+    assert "400" in room.sync_error
+    assert "name is too long" in room.sync_error
+    (failed,) = fired.named("room_creation_failed")
+    assert failed["room"].pk == room.pk
+    assert "name is too long" in failed["error"]
+    # Running the task again, or the sweep, sends nothing more.
+    sync.create_room(room.pk)
+    call_command("pagecall_sync", stdout=None)
+    assert len(posts(pagecall_emulator)) == 1
+    assert len(fired.named("room_creation_failed")) == 1
+    assert fired.named("room_created") == []
+
+
+def test_gives_up_after_max_attempts(
+    pagecall_emulator: Emulator, settings: Any, fired: Recorder
+) -> None:
+    settings.PAGECALL = {**settings.PAGECALL, "MAX_ATTEMPTS": 3}
+    pagecall_emulator.inject("POST", "/rooms", status=503, times=None)
+    room = make_room()
+    room.refresh_from_db()
+    assert len(posts(pagecall_emulator)) == 3
+    assert room.sync_state == SyncState.FAILED
+    assert "gave up after 3 attempts" in room.sync_error
+    assert len(fired.named("room_creation_failed")) == 1
+
+
+def _stale_claim(room: Room, started: Any) -> None:
+    Room.objects.filter(pk=room.pk).update(
+        sync_state=SyncState.CREATING,
+        sync_attempts=1,
+        attempt_started_at=started,
+        lease_until=timezone.now() - timedelta(seconds=1),
+    )
+
+
+def test_expired_claim_adopts_what_the_dead_worker_created(pagecall_emulator: Emulator) -> None:
+    with transaction.atomic():
+        room = Room(name="Killed mid-call")
+        Room.objects.bulk_create([room])  # no save(): no task, as if the worker died
+    room = Room.objects.get(name="Killed mid-call")
+    started = timezone.now()
+    from django_pagecall.client import get_client
+
+    created = get_client().create_room(name="Killed mid-call", type="public")  # what it sent
+    _stale_claim(room, started)
+    sync.create_room(room.pk)
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert room.pagecall_id == created.id
+    assert len(pagecall_emulator.rooms) == 1
+
+
+def test_expired_claim_with_nothing_created_sends_again(pagecall_emulator: Emulator) -> None:
+    Room.objects.bulk_create([Room(name="Never sent")])
+    room = Room.objects.get(name="Never sent")
+    _stale_claim(room, timezone.now())
+    sync.create_room(room.pk)
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert room.sync_attempts == 2
+    assert len(posts(pagecall_emulator)) == 1
+
+
+def test_a_live_claim_is_left_alone(pagecall_emulator: Emulator) -> None:
+    Room.objects.bulk_create([Room(name="Busy")])
+    room = Room.objects.get(name="Busy")
+    Room.objects.filter(pk=room.pk).update(
+        sync_state=SyncState.CREATING, lease_until=timezone.now() + timedelta(minutes=1)
+    )
+    with pytest.raises(sync.RetryLater):
+        sync.create_room(room.pk)
+    assert pagecall_emulator.requests == []
+
+
+def test_adoption_skips_rooms_that_belong_to_another_row(pagecall_emulator: Emulator) -> None:
+    first = make_room(name="Same name")
+    first.refresh_from_db()
+    Room.objects.bulk_create([Room(name="Same name")])
+    second = Room.objects.exclude(pk=first.pk).get()
+    _stale_claim(second, timezone.now() - timedelta(seconds=5))
+    sync.create_room(second.pk)
+    second.refresh_from_db()
+    assert second.sync_state == SyncState.SYNCED
+    assert second.pagecall_id != first.pagecall_id
+    assert len(pagecall_emulator.rooms) == 2
+
+
+def test_member_added_later_is_posted(pagecall_emulator: Emulator) -> None:
+    room = make_room(type="public")
+    room.refresh_from_db()
+    member = Member.objects.create(room=room, user_id="carol", type="host", name="Carol")
+    member.refresh_from_db()
+    assert member.sync_state == SyncState.SYNCED
+    assert member.pagecall_id
+    (post,) = posts(pagecall_emulator, "/rooms/{room_id}/members")
+    assert post["body"] == {"user_id": "carol", "type": "host"}
+    names = {m["user_id"]: m for m in pagecall_emulator.members(room.pagecall_id or "")}
+    assert names["carol"]["type"] == "host"
+
+
+def test_member_of_private_room_is_registered_first(pagecall_emulator: Emulator) -> None:
+    room = make_room(type="private")
+    Member.objects.create(room=room, user_id="dave")
+    order = [(r["method"], r["route"]) for r in pagecall_emulator.requests]
+    assert order.index(("POST", "/users")) < order.index(("POST", "/rooms/{room_id}/members"))
+    assert PagecallUser.objects.get(user_id="dave").access_token
+
+
+def test_member_from_site_user_derives_user_id(pagecall_emulator: Emulator, settings: Any) -> None:
+    user = get_user_model().objects.create(username="erin")
+    room = make_room()
+    member = Member.objects.create(room=room, site_user=user)
+    assert member.user_id == str(user.pk)
+    settings.PAGECALL = {**settings.PAGECALL, "USER_ID_FUNCTION": "tests.test_rooms.user_id_rule"}
+    other = Member.objects.create(room=make_room(), site_user=user)
+    assert other.user_id == "site-erin"
+    with pytest.raises(ValueError, match="user_id or a site_user"):
+        Member.objects.create(room=room)
+
+
+def user_id_rule(user: Any) -> str:
+    return f"site-{user.username}"
+
+
+def test_rename_and_terminate_send_updates(pagecall_emulator: Emulator) -> None:
+    room = make_room(name="Old")
+    room.refresh_from_db()
+    room.name = "New"
+    room.save()
+    (put,) = calls(pagecall_emulator, "PUT", "/rooms/{id}")
+    assert put["body"] == {"application_id": room.application_id, "name": "New"}
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "New"
+    room.refresh_from_db()
+    assert room.needs_update is False
+    room.record = False
+    room.save()  # not a rename: nothing to send
+    assert len(calls(pagecall_emulator, "PUT", "/rooms/{id}")) == 1
+    room.terminate()
+    puts = calls(pagecall_emulator, "PUT", "/rooms/{id}")
+    assert puts[-1]["body"] == {
+        "application_id": room.application_id,
+        "name": "New",
+        "is_terminated": True,
+    }
+    room.refresh_from_db()
+    assert room.terminated_at is not None
+    assert room.is_terminated
+
+
+def test_member_changes_and_removal(pagecall_emulator: Emulator) -> None:
+    room = make_room(type="private")
+    with transaction.atomic():
+        keep = Member.objects.create(room=room, user_id="m1")
+        gone = Member.objects.create(room=room, user_id="m2")
+        blocked = Member.objects.create(room=room, user_id="m3")
+    room = make_room(type="private", name="R")  # a second room: does not interfere
+    keep.refresh_from_db()
+    keep.type = "host"
+    keep.name = "Main"
+    keep.save()
+    blocked.refresh_from_db()
+    blocked.remove()
+    gone.refresh_from_db()
+    gone.delete()
+    puts = calls(pagecall_emulator, "PUT", "/rooms/{room_id}/members/{member_id}")
+    bodies = {r["path"].rsplit("/", 1)[-1]: r["body"] for r in puts}
+    assert bodies["m1"] == {"name": "Main", "type": "host"}
+    assert bodies["m3"] == {"is_blocked": True}
+    assert bodies["m2"] == {"is_blocked": True}
+    keep.refresh_from_db()
+    assert keep.needs_update is False
+
+
+def test_join_and_replay_urls(pagecall_emulator: Emulator, settings: Any) -> None:
+    room = make_room(type="open")
+    with pytest.raises(ValueError, match="no Pagecall id"):
+        Room(name="unsaved").join_url()
+    room.refresh_from_db()
+    assert room.join_url() == f"https://app.pagecall.com/meet?room_id={room.pagecall_id}"
+    url = room.join_url("frank")
+    token = pagecall_emulator.users["frank"]["access_token"]
+    assert url == f"https://app.pagecall.com/meet?room_id={room.pagecall_id}&access_token={token}"
+    assert room.replay_url("frank").startswith("https://app.pagecall.com/replay?")
+    assert len(posts(pagecall_emulator, "/users")) == 1  # registered once, then remembered
+    assert "access_token" not in repr(PagecallUser.objects.get(user_id="frank"))
+    assert token not in repr(PagecallUser.objects.get(user_id="frank"))
+
+
+def test_deleting_a_room_keeps_it_at_pagecall_unless_asked(
+    pagecall_emulator: Emulator, settings: Any
+) -> None:
+    room = make_room()
+    room.refresh_from_db()
+    room.delete()
+    assert len(pagecall_emulator.rooms) == 1
+    settings.PAGECALL = {**settings.PAGECALL, "DELETE_REMOTE_ROOMS": True}
+    room = make_room(name="Temporary")
+    room.refresh_from_db()
+    remote_id = room.pagecall_id
+    room.delete()
+    assert remote_id not in pagecall_emulator.rooms
+
+
+def test_broker_down_at_save_leaves_a_pending_row_and_the_sweep_sends_it(
+    pagecall_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.celery_app import app
+    from tests.conftest import free_port, use_broker
+
+    app.conf.task_always_eager = False
+    previous = use_broker(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    try:
+        with caplog.at_level(logging.ERROR, logger="django_pagecall"):
+            room = make_room(name="Broker down")
+    finally:
+        use_broker(previous)
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.PENDING
+    assert pagecall_emulator.requests == []
+    assert any("pagecall_sync" in r.getMessage() for r in caplog.records)
+
+    call_command("pagecall_sync", "--dry-run")
+    assert pagecall_emulator.requests == []
+    call_command("pagecall_sync")
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert len(posts(pagecall_emulator)) == 1
+
+
+def test_sweep_sends_pending_members_and_updates(pagecall_emulator: Emulator) -> None:
+    room = make_room()
+    room.refresh_from_db()
+    Member.objects.bulk_create([Member(room=room, user_id="late")])  # no task queued
+    Room.objects.filter(pk=room.pk).update(name="Renamed", needs_update=True)
+    work = sync.pending_work()
+    assert ("update_room", room.pk) in work
+    assert any(name == "create_member" for name, _ in work)
+    result = sync.sweep()
+    assert result.done == 2
+    assert result.retry == 0
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "Renamed"
+    assert sync.pending_work() == []
+
+
+def test_migrations_are_complete() -> None:
+    call_command("makemigrations", "django_pagecall", "--check", "--dry-run", verbosity=0)
