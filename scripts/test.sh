@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite on a fresh machine:
+#   bash scripts/test.sh                 # every nox session (lint, typecheck, tests matrix, sqlite)
+#   bash scripts/test.sh -s tests-3.11   # extra arguments go to nox
+#   bash scripts/test.sh --fresh -s lint # --fresh (or FRESH=1) recreates .venv first
+# Makes sure PostgreSQL and Redis are up, creates .venv (Python 3.11) with nox and uv,
+# puts the Python 3.11 and 3.13 interpreters on PATH, then runs nox. Exits non-zero on any failure.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+FRESH=${FRESH:-0}
+NOX_ARGS=()
+for arg in "$@"; do
+    case $arg in
+        --fresh) FRESH=1 ;;
+        *) NOX_ARGS+=("$arg") ;;
+    esac
+done
+
+log() { printf '\n==> %s\n' "$*" >&2; }
+
+# The real interpreter directories, ahead of pyenv's shims (a shim for a version that is not
+# the selected one fails instead of running it, and nox or uv would take the shim).
+python_bin_dir() {
+    local version=$1 prefix
+    if command -v pyenv >/dev/null 2>&1 && prefix=$(pyenv prefix "$version" 2>/dev/null); then
+        echo "$prefix/bin"
+        return 0
+    fi
+    local exe
+    if exe=$(command -v "python$version") && "$exe" -c 'pass' 2>/dev/null; then
+        dirname "$exe"
+        return 0
+    fi
+    return 1
+}
+
+for version in 3.13 3.11; do
+    if dir=$(python_bin_dir "$version"); then
+        PATH="$dir:$PATH"
+    else
+        echo "test.sh: Python $version not found (pyenv or python$version on PATH); its sessions will fail." >&2
+    fi
+done
+export PATH
+# uv must use the interpreters above and never try to download one (no network but PyPI).
+export UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
+
+log "services"
+bash scripts/services.sh
+
+if [ "$FRESH" = 1 ] && [ -d .venv ]; then
+    log "removing .venv (--fresh)"
+    rm -rf .venv
+fi
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv with $(command -v python3.11)"
+    python3.11 -m venv .venv
+fi
+
+log "installing nox and uv into .venv"
+.venv/bin/python -m pip install --quiet 'nox>=2024.4'
+.venv/bin/python -m pip install --quiet uv || echo "test.sh: could not install uv." >&2
+# nox and the packaging tests (python -m build, the wheel's install) use uv when UV names it.
+if uv_bin=$(.venv/bin/python -c 'import uv; print(uv.find_uv_bin())' 2>/dev/null) \
+    && "$uv_bin" --version >/dev/null 2>&1; then
+    export UV="$uv_bin"
+else
+    unset UV
+    echo "test.sh: uv is not usable; nox falls back to virtualenv and pip." >&2
+fi
+
+log "nox ${NOX_ARGS[*]:-(all default sessions)}"
+exec .venv/bin/python -m nox --noxfile "$ROOT/noxfile.py" "${NOX_ARGS[@]}"
