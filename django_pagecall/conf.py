@@ -75,6 +75,12 @@ KEYS: Final[tuple[Key, ...]] = (
         "After an ambiguous create, a room of the same name created up to this many seconds before "
         "the attempt began is adopted (allows for clock skew).",
     ),
+    Key(
+        "AMBIGUOUS_GRACE",
+        30.0,
+        "After an outcome that is unknown (read timeout, dropped connection, 502/504), seconds to "
+        "wait before looking the room up, so that a request Pagecall is still processing lands first.",
+    ),
     Key("DELETE_REMOTE_ROOMS", False, "Delete the room on Pagecall when it is deleted locally."),
     Key(
         "USER_ID_FUNCTION",
@@ -135,6 +141,7 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
     "RETRY_BACKOFF": (_positive_number, "a positive number of seconds"),
     "RETRY_BACKOFF_MAX": (_positive_number, "a positive number of seconds"),
     "ADOPT_WINDOW": (lambda v: _positive_number(v) or v == 0, "a number of seconds >= 0"),
+    "AMBIGUOUS_GRACE": (lambda v: _positive_number(v) or v == 0, "a number of seconds >= 0"),
     "DELETE_REMOTE_ROOMS": (lambda v: isinstance(v, bool), "True or False"),
     "USER_ID_FUNCTION": (
         lambda v: callable(v) or (isinstance(v, str) and "." in v),

@@ -50,7 +50,25 @@ logger = logging.getLogger(__name__)
 
 
 class RetryLater(Exception):
-    """The work is not done and should be tried again later (the row says so too)."""
+    """The work is not done and should be tried again later (the row says so too).
+
+    ``countdown``, when given, is the earliest time a retry can make progress
+    (a claim that has yet to run out).
+    """
+
+    def __init__(self, message: str, countdown: float | None = None) -> None:
+        super().__init__(message)
+        self.countdown = countdown
+
+
+def _settle() -> tuple[Any, float]:
+    """After an ambiguous outcome, when to look: once a request still in flight has landed."""
+    grace = float(pagecall_settings.AMBIGUOUS_GRACE)
+    return timezone.now() + timedelta(seconds=grace), grace
+
+
+def _until(moment: Any) -> float:
+    return max((moment - timezone.now()).total_seconds(), 0.0)
 
 
 # -- scheduling (called from the models' save/delete) ------------------------------------------
@@ -227,7 +245,10 @@ def create_room(room_pk: int, using: str = "default") -> None:
         if room.sync_state == SyncState.CREATING:
             if room.lease_until is not None and room.lease_until > now:
                 logger.info("Room %s is being created by another worker", room_pk)
-                raise RetryLater(f"room {room_pk} is claimed until {room.lease_until}")
+                raise RetryLater(
+                    f"room {room_pk} is claimed until {room.lease_until}",
+                    countdown=_until(room.lease_until),
+                )
             if _resolve_ambiguous(room, using):
                 return
             continue  # known to be absent: back to pending, claim again
@@ -303,11 +324,13 @@ def _send_create(claim: _Claim, using: str) -> None:
         _fail(room, using, claim.lease_until, _error_text(exc))
         return
     except PagecallAmbiguousError as exc:
-        # It may exist: expire the lease so that the next run looks before it sends again.
+        # It may exist, or Pagecall may still be creating it: keep the claim until the request
+        # has surely landed, then whoever runs next looks before it sends again.
+        settled, grace = _settle()
         Room.objects.using(using).filter(
             pk=room.pk, sync_state=SyncState.CREATING, lease_until=claim.lease_until
-        ).update(lease_until=timezone.now(), sync_error=_error_text(exc))
-        raise RetryLater(str(exc)) from exc
+        ).update(lease_until=settled, sync_error=_error_text(exc))
+        raise RetryLater(str(exc), countdown=grace) from exc
     except PagecallError as exc:  # transient: the request was not carried out
         Room.objects.using(using).filter(
             pk=room.pk, sync_state=SyncState.CREATING, lease_until=claim.lease_until
@@ -523,7 +546,10 @@ def create_member(member_pk: int, using: str = "default") -> None:
         return  # gone, or its room is not created yet: the room's creation sends it
     now = timezone.now()
     if member.sync_state == SyncState.CREATING and member.lease_until and member.lease_until > now:
-        raise RetryLater(f"member {member_pk} is claimed by another worker")
+        raise RetryLater(
+            f"member {member_pk} is claimed until {member.lease_until}",
+            countdown=_until(member.lease_until),
+        )
     if member.sync_state not in (SyncState.PENDING, SyncState.CREATING):
         return
     if member.sync_attempts >= pagecall_settings.MAX_ATTEMPTS:
@@ -565,10 +591,11 @@ def create_member(member_pk: int, using: str = "default") -> None:
         logger.error("Pagecall refused member %s of room %s: %s", member.pk, member.room_id, exc)
         return
     except PagecallAmbiguousError as exc:
+        settled, grace = _settle()
         Member.objects.using(using).filter(pk=member.pk, lease_until=lease).update(
-            lease_until=timezone.now(), sync_error=_error_text(exc)
+            lease_until=settled, sync_error=_error_text(exc)
         )
-        raise RetryLater(str(exc)) from exc
+        raise RetryLater(str(exc), countdown=grace) from exc
     except PagecallError as exc:
         Member.objects.using(using).filter(pk=member.pk, lease_until=lease).update(
             sync_state=SyncState.PENDING, lease_until=None, sync_error=_error_text(exc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,12 +40,16 @@ def _retrying(task: Task[Any, Any], func: Callable[..., None], *args: Any) -> No
     try:
         func(*args)
     except _sync.RetryLater as exc:
-        countdown = backoff(task.request.retries)
+        countdown = max(backoff(task.request.retries), exc.countdown or 0.0)
         if task.request.retries >= pagecall_settings.MAX_ATTEMPTS:
             logger.warning(
                 "%s%r: retries used up; the periodic sync will pick it up", task.name, args
             )
             return
+        if task.request.is_eager:
+            time.sleep(
+                countdown
+            )  # eager mode (tests) retries at once: keep the countdown's meaning
         raise task.retry(exc=exc, countdown=countdown) from exc
 
 

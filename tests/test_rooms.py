@@ -180,7 +180,8 @@ def test_dropped_before_carrying_out_is_looked_up_then_sent_again(
 
 
 def test_read_timeout_is_ambiguous_and_adopts(pagecall_emulator: Emulator, settings: Any) -> None:
-    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 0.3}
+    # Pagecall answers after the client gave up; the lookup waits until it must have landed.
+    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 0.3, "AMBIGUOUS_GRACE": 1.0}
     pagecall_emulator.inject("POST", "/rooms", delay=0.8)
     room = make_room()
     room.refresh_from_db()
