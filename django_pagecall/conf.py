@@ -91,8 +91,13 @@ KEYS: Final[tuple[Key, ...]] = (
     Key(
         "PUBLISH_TIMEOUT",
         2.0,
-        "Seconds a save may spend queueing its Celery task when the broker is unreachable; the row "
-        "stays pending for `pagecall_sync` after that.",
+        "Seconds a save may spend retrying to queue its Celery task while the broker is unreachable "
+        "(on top of the broker's own socket timeouts); the row then stays pending for `pagecall_sync`.",
+    ),
+    Key(
+        "WEBHOOK_MAX_BODY_SIZE",
+        65536,
+        "Largest webhook body accepted, in bytes; a larger one is answered 413 without being read.",
     ),
 )
 
@@ -148,6 +153,7 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
         "a dotted path to a function, or a function",
     ),
     "PUBLISH_TIMEOUT": (_positive_number, "a positive number of seconds"),
+    "WEBHOOK_MAX_BODY_SIZE": (lambda v: _non_negative_int(v) and v > 0, "a whole number of bytes >= 1"),
 }
 
 

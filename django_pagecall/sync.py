@@ -85,11 +85,12 @@ def _enqueue(task_name: str, *args: Any) -> None:
             args=args,
             retry=True,
             retry_policy={
+                # Two more tries, half the budget apart; each connect is bounded by the broker's
+                # socket timeouts (broker_transport_options, see the README).
                 "max_retries": 2,
-                "interval_start": 0,
-                "interval_step": timeout / 4,
+                "interval_start": timeout / 2,
+                "interval_step": timeout / 2,
                 "interval_max": timeout / 2,
-                "timeout": timeout,
             },
         )
     except Exception:

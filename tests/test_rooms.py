@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from django_pagecall import signals, sync
 from django_pagecall.emulator import Emulator
@@ -416,7 +417,10 @@ def test_broker_down_at_save_leaves_a_pending_row_and_the_sweep_sends_it(
     room.refresh_from_db()
     assert room.sync_state == SyncState.PENDING
     assert pagecall_emulator.requests == []
-    assert any("pagecall_sync" in r.getMessage() for r in caplog.records)
+    (logged,) = [r for r in caplog.records if "pagecall_sync" in r.getMessage()]
+    assert logged.exc_info is not None
+    # The broker's refusal, not some other failure to call Celery.
+    assert isinstance(logged.exc_info[1], OperationalError | OSError), logged.exc_info[1]
 
     call_command("pagecall_sync", "--dry-run")
     assert pagecall_emulator.requests == []

@@ -1,0 +1,258 @@
+"""The emulated Pagecall workspace, in memory: the operations behind the REST API.
+
+Owns: rooms (list, create, update, delete), pages and room messages, members
+(list, create, get, update/block) and users (list, upsert, get, update,
+delete), plus :meth:`State.snapshot`. Records and lookups are in
+:mod:`.model`, sessions and participants in :mod:`.sessions`. Every public
+method takes the one re-entrant :attr:`~.model.Store.lock`. Nothing here does
+I/O: webhooks come back as :class:`~.webhooks.WebhookEvent` values for the
+caller to send once the lock is released.
+
+Readings of what the spec leaves open:
+
+* Unset optional fields (``started_at``, ``terminated_at``, a session's
+  ``user_id`` or ``disconnected_at``, a user's ``name``) are omitted, not
+  null, since the spec types them as plain strings.
+* Lists are in creation order.
+* Anonymous participants get a member id (webhooks and sessions carry it) but
+  are not listed by the members API, whose ``Member`` requires a ``user_id``.
+* Terminating (``is_terminated: true``) or deleting a room, or blocking a
+  member, ends the connected sessions concerned with ``sessionLeft`` webhooks,
+  as Pagecall kicking them would. ``is_terminated: false`` reopens a room.
+* A member is found by its generated id or by its ``user_id``; adding a member
+  whose ``user_id`` already is one updates it. Blocking removes the member.
+* ``POST /users`` upserts by ``user_id``: given fields replace, others stay,
+  and the access token (32 url-safe characters) is made once per user.
+* ``email_search_query``: users have no email in the spec, so it is matched
+  (case-insensitive substring) against ``user_id`` and ``name``.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from . import spec
+from .model import EmulatorError, Json, Room, User, new_id, now_iso
+from .sessions import Sessions
+from .webhooks import WebhookEvent
+
+__all__ = ["EmulatorError", "State"]
+
+
+class State(Sessions):
+    """One workspace: what the emulator knows, behind one lock."""
+
+    # -- rooms -------------------------------------------------------------------------------
+
+    def list_rooms(
+        self,
+        *,
+        name: str | None = None,
+        layout: str | None = None,
+        is_terminated: bool | None = None,
+    ) -> list[Json]:
+        with self.lock:
+            return [
+                self.room_api(r)
+                for r in self._rooms.values()
+                if (name is None or r.name == name)
+                and (layout is None or r.layout == layout)
+                and (is_terminated is None or (r.terminated_at is not None) == is_terminated)
+            ]
+
+    def create_room(self, body: Json) -> Json:
+        """``body`` is a valid CreateRoomRequest; its ``members`` become members."""
+        body = spec.apply_defaults(body, {"$ref": "#/components/schemas/CreateRoomRequest"})
+        webhook = body.get("webhook")
+        with self.lock:
+            stamp = now_iso()
+            room = Room(
+                id=new_id(),
+                type=body["type"],
+                name=body["name"],
+                record=body["record"],
+                max_meeting_seconds=body.get("max_meeting_seconds"),
+                webhook={"url": webhook["url"], "headers": dict(webhook.get("headers") or {})}
+                if webhook
+                else None,
+                created_at=stamp,
+                updated_at=stamp,
+            )
+            self._rooms[room.id] = room
+            for invited in body.get("members", []):
+                self._add_member(room, invited["user_id"], invited["type"], invited.get("name"))
+            return self.room_api(room)
+
+    def get_room(self, room_id: str) -> Json:
+        with self.lock:
+            return self.room_api(self._room(room_id))
+
+    def update_room(self, room_id: str, body: Json) -> tuple[Json, list[WebhookEvent]]:
+        with self.lock:
+            room = self._room(room_id)
+            events: list[WebhookEvent] = []
+            if "name" in body:
+                room.name = body["name"]
+            if body.get("is_terminated") is True and room.terminated_at is None:
+                room.terminated_at = now_iso()
+                events = self._end_sessions(room, lambda s: True)
+            elif body.get("is_terminated") is False:
+                room.terminated_at = None
+            room.updated_at = now_iso()
+            return self.room_api(room), events
+
+    def delete_room(self, room_id: str) -> tuple[Json, list[WebhookEvent]]:
+        with self.lock:
+            room = self._room(room_id)
+            events = self._end_sessions(room, lambda s: True)
+            answer = self.room_api(room)
+            del self._rooms[room_id]
+            self._members = {k: m for k, m in self._members.items() if m.room_id != room_id}
+            self._sessions = {k: s for k, s in self._sessions.items() if s.room_id != room_id}
+            return answer, events
+
+    def create_pages(self, room_id: str, pages: list[Json]) -> list[Json]:
+        """``pages`` is a valid array of Page; Image entities also need a ``src``."""
+        page_list = {"type": "array", "items": {"$ref": "#/components/schemas/Page"}}
+        pages = spec.apply_defaults(pages, page_list)
+        for i, page in enumerate(pages):
+            for j, entity in enumerate(page.get("entities", [])):
+                if entity["type"] == "Image" and not entity.get("src"):
+                    raise EmulatorError(f"body[{i}].entities[{j}].src is required for Image")
+        with self.lock:
+            room = self._room(room_id)
+            created = []
+            for page in pages:
+                stored: Json = {
+                    "id": new_id(),
+                    "entities": page.get("entities", []),
+                    "size": page["size"],
+                    "index": page.get("index", len(room.pages)),
+                }
+                room.pages.append(stored)
+                created.append({"id": stored["id"], "entities": stored["entities"]})
+            return created
+
+    def send_message(self, room_id: str, message: str) -> None:
+        with self.lock:
+            self._room(room_id).messages.append(message)
+
+    def pages(self, room_id: str) -> list[Json]:
+        with self.lock:
+            return [dict(p) for p in self._room(room_id).pages]
+
+    def messages(self, room_id: str) -> list[str]:
+        with self.lock:
+            return list(self._room(room_id).messages)
+
+    def webhook_config(self, room_id: str) -> Json | None:
+        with self.lock:
+            hook = self._room(room_id).webhook
+            return {"url": hook["url"], "headers": dict(hook["headers"])} if hook else None
+
+    # -- members -----------------------------------------------------------------------------
+
+    def list_members(self, room_id: str) -> list[Json]:
+        with self.lock:
+            self._room(room_id)
+            return [
+                m.as_api()
+                for m in self._members.values()
+                if m.room_id == room_id and m.user_id is not None
+            ]
+
+    def create_member(self, room_id: str, body: Json) -> Json:
+        """Without a ``type``, the user's ``default_member_type`` (else guest)."""
+        with self.lock:
+            room = self._room(room_id)
+            user = self._users.get(body["user_id"])
+            type_ = body.get("type", user.default_member_type if user else "guest")
+            return self._add_member(room, body["user_id"], type_, None).as_api()
+
+    def get_member(self, room_id: str, key: str) -> Json:
+        with self.lock:
+            member = self._member(self._room(room_id), key)
+            if member.user_id is None:
+                raise EmulatorError(f"Member {key!r} not found in room {room_id!r}")
+            return member.as_api()
+
+    def update_member(self, room_id: str, key: str, body: Json) -> tuple[Json, list[WebhookEvent]]:
+        """``is_blocked: true`` (private rooms only) kicks and removes the member."""
+        with self.lock:
+            room = self._room(room_id)
+            member = self._member(room, key)
+            if body.get("is_blocked") is True and room.type != "private":
+                raise EmulatorError("is_blocked works only on private rooms")
+            if "type" in body:
+                member.type = body["type"]
+            if "name" in body:
+                member.name = body["name"]
+            events: list[WebhookEvent] = []
+            if body.get("is_blocked") is True:
+                events = self._end_sessions(room, lambda s: s.member_id == member.id)
+                del self._members[member.id]
+            return member.as_api(), events
+
+    # -- users -------------------------------------------------------------------------------
+
+    def list_users(self, email_search_query: str | None = None) -> list[Json]:
+        needle = (email_search_query or "").lower()
+        with self.lock:
+            return [
+                u.as_api()
+                for u in self._users.values()
+                if not needle or needle in u.user_id.lower() or needle in (u.name or "").lower()
+            ]
+
+    def upsert_user(self, body: Json) -> Json:
+        """Create the user, or update the one with that ``user_id`` (keeping its token)."""
+        with self.lock:
+            user = self._users.get(body["user_id"])
+            if user is None:
+                stamp = now_iso()
+                user = User(
+                    id=new_id(),
+                    user_id=body["user_id"],
+                    access_token=secrets.token_urlsafe(24),  # 32 url-safe characters
+                    default_member_type="guest",
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+                self._users[user.user_id] = user
+            return self._update_user(user, body)
+
+    def _update_user(self, user: User, body: Json) -> Json:
+        for name in ("name", "profile_url", "default_member_type"):
+            if name in body:
+                setattr(user, name, body[name])
+        user.updated_at = now_iso()
+        return user.as_api()
+
+    def get_user(self, user_id: str) -> Json:
+        with self.lock:
+            return self._user(user_id).as_api()
+
+    def update_user(self, user_id: str, body: Json) -> Json:
+        with self.lock:
+            return self._update_user(self._user(user_id), body)
+
+    def delete_user(self, user_id: str) -> Json:
+        with self.lock:
+            return self._users.pop(self._user(user_id).user_id).as_api()
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def snapshot(self) -> Json:
+        """Everything, for ``GET /_emulator/state`` (sessions and members of all rooms)."""
+        with self.lock:
+            rooms = []
+            for room in self._rooms.values():
+                extra = {"webhook": self.webhook_config(room.id), "pages": self.pages(room.id)}
+                rooms.append({**self.room_api(room), **extra, "messages": list(room.messages)})
+            return {
+                "application_id": self.application_id,
+                "rooms": rooms,
+                "members": [{**m.as_api(), "name": m.name} for m in self._members.values()],
+                "users": [u.as_api() for u in self._users.values()],
+                "sessions": [{**s.as_api(), "room_id": s.room_id} for s in self._sessions.values()],
+            }
