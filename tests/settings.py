@@ -90,6 +90,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 2,
     "socket_connect_timeout": 2,
     "visibility_timeout": float(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    # Look for unacknowledged messages of dead workers every second (kombu's default is ~100 s).
+    "unacked_restore_interval": 1,
+    "unacked_restore_throttle": 1,
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
