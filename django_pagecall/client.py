@@ -115,6 +115,10 @@ class PagecallClient:
         """This process's pooled session, made on first use and again after a fork."""
         pid = os.getpid()
         if self._session is None or self._pid != pid:
+            if self._pid is not None and self._pid != pid:
+                # A forked child: the parent's lock may have been held by a thread that is
+                # not in this process; only one thread exists here right after the fork.
+                self._lock = threading.Lock()
             with self._lock:
                 if self._session is None or self._pid != pid:
                     self._session = self._new_session()
@@ -125,7 +129,7 @@ class PagecallClient:
         retry = Retry(
             total=self.connect_retries,
             connect=self.connect_retries,
-            read=0,
+            read=False,  # a read error is raised as it is (a read timeout stays a ReadTimeout)
             status=0,
             other=0,
             redirect=0,
@@ -165,7 +169,12 @@ class PagecallClient:
         started = time.monotonic()
         try:
             response = self.session.request(
-                method, url, params=query or None, json=json, timeout=self.timeout
+                method,
+                url,
+                params=query or None,
+                json=json,
+                timeout=self.timeout,
+                allow_redirects=False,  # a redirected POST would silently become a GET
             )
         except requests.ConnectionError as exc:
             elapsed = time.monotonic() - started
