@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -279,7 +279,11 @@ def _claim(room: Room, using: str) -> _Claim | None:
     )
     if not claimed:
         return None
-    room.refresh_from_db(using=using)
+    # What the UPDATE wrote, without reading the row back.
+    room.sync_state = SyncState.CREATING
+    room.sync_attempts += 1
+    room.attempt_started_at = now
+    room.lease_until = lease
     members = list(
         Member.objects.using(using).filter(room_id=room.pk, is_blocked=False).order_by("pk")
     )
@@ -355,6 +359,11 @@ def _store_created(
                     synced_at=timezone.now(),
                     lease_until=None,
                     sync_error="",
+                    # Renamed or terminated while it was being created: yet to be sent.
+                    needs_update=Case(
+                        When(~Q(name=remote.name) | Q(terminate_requested=True), then=Value(True)),
+                        default=Value(False),
+                    ),
                     **_mirror(remote),
                 )
             )
@@ -365,10 +374,11 @@ def _store_created(
                     remote.id,
                 )
                 return False
-            Member.objects.using(using).filter(
-                pk__in=member_pks, sync_state=SyncState.PENDING
-            ).update(sync_state=SyncState.SYNCED, synced_at=timezone.now(), sync_error="")
-            room.refresh_from_db(using=using)
+            if member_pks:
+                Member.objects.using(using).filter(
+                    pk__in=member_pks, sync_state=SyncState.PENDING
+                ).update(sync_state=SyncState.SYNCED, synced_at=timezone.now(), sync_error="")
+            room.refresh_from_db(using=using)  # receivers get the row as stored
 
             def announce() -> None:
                 signals.room_created.send(sender=Room, room=room)
@@ -384,12 +394,14 @@ def _store_created(
 
 def _follow_up(room: Room, using: str) -> None:
     """Members added, or changes made, while the room was being created."""
-    for member_pk in (
-        Member.objects.using(using)
-        .filter(room_id=room.pk, sync_state=SyncState.PENDING)
-        .values_list("pk", flat=True)
-    ):
-        _enqueue("create_member", member_pk, using)
+    members = Member.objects.using(using).filter(
+        Q(sync_state=SyncState.PENDING) | Q(sync_state=SyncState.SYNCED, needs_update=True),
+        room_id=room.pk,
+    )
+    for member_pk, state in members.values_list("pk", "sync_state"):
+        _enqueue(
+            "create_member" if state == SyncState.PENDING else "update_member", member_pk, using
+        )
     if room.needs_update:
         _enqueue("update_room", room.pk, using)
 
@@ -610,6 +622,8 @@ def create_member(member_pk: int, using: str = "default") -> None:
         sync_error="",
     )
     logger.info("Member %s added to room %s on Pagecall", member.user_id, room_id)
+    if Member.objects.using(using).filter(pk=member.pk, needs_update=True).exists():
+        _enqueue("update_member", member.pk, using)  # changed while it was being added
 
 
 def _find_member(room_id: str, user_id: str) -> Any:

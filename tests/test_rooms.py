@@ -21,6 +21,7 @@ from django_pagecall import signals, sync
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Member, PagecallUser, Room, SyncState
 from django_pagecall.webhook_auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
+from tests.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -447,3 +448,39 @@ def test_sweep_sends_pending_members_and_updates(pagecall_emulator: Emulator) ->
 
 def test_migrations_are_complete() -> None:
     call_command("makemigrations", "django_pagecall", "--check", "--dry-run", verbosity=0)
+
+
+def test_a_rename_while_the_room_is_being_created_is_sent_afterwards(
+    pagecall_emulator: Emulator,
+) -> None:
+    import threading
+
+    Room.objects.bulk_create([Room(name="First name")])  # no task: this test runs it
+    room = Room.objects.get()
+    pagecall_emulator.inject("POST", "/rooms", delay=0.5)
+    worker = threading.Thread(target=sync.create_room, args=(room.pk,))
+    worker.start()
+    wait_for(lambda: Room.objects.get(pk=room.pk).sync_state == SyncState.CREATING)
+    room.name = "Second name"
+    room.save()  # no Pagecall id yet: nothing can be sent now
+    worker.join(10)
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert posts(pagecall_emulator)[0]["body"]["name"] == "First name"
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "Second name"
+    assert room.needs_update is False
+
+
+def test_saving_a_stale_instance_keeps_what_the_worker_stored(pagecall_emulator: Emulator) -> None:
+    Room.objects.bulk_create([Room(name="Edited in the admin")])
+    stale = Room.objects.get()  # loaded while pending, like an admin form
+    sync.create_room(stale.pk)
+    stale.record = False
+    stale.save()
+    fresh = Room.objects.get()
+    assert fresh.sync_state == SyncState.SYNCED
+    assert fresh.pagecall_id in pagecall_emulator.rooms
+    assert fresh.record is False
+    stale.name = "Renamed from a stale form"
+    stale.save()  # the rename still reaches Pagecall
+    assert pagecall_emulator.rooms[fresh.pagecall_id or ""]["name"] == "Renamed from a stale form"

@@ -13,10 +13,53 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import models
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
+
+
+#: Fields only the app's sync code writes; a plain ``save()`` of an existing row leaves them alone.
+SYNC_FIELDS = frozenset(
+    {
+        "sync_state",
+        "sync_attempts",
+        "sync_error",
+        "attempt_started_at",
+        "lease_until",
+        "synced_at",
+        "needs_update",
+        "pagecall_id",
+        "is_blocked",
+        "terminate_requested",
+        "application_id",
+        "layout",
+        "thumbnail_url",
+        "meeting_time",
+        "started_at",
+        "terminated_at",
+        "pagecall_created_at",
+        "pagecall_updated_at",
+        "sessions_count",
+        "members_count",
+        "counters_at",
+    }
+)
+
+
+def _user_fields(instance: models.Model, update_fields: Any, needs_update: bool) -> set[str]:
+    """The fields a ``save()`` of an existing row writes: what the caller asked for, or every
+    field the site owns; plus ``needs_update`` when the change must reach Pagecall."""
+    if update_fields is None:
+        fields = {f.name for f in instance._meta.concrete_fields if not f.primary_key}
+        fields -= SYNC_FIELDS
+    else:
+        fields = set(update_fields)
+    if needs_update:
+        fields.add("needs_update")
+    return fields
 
 
 class RoomType(models.TextChoices):
@@ -111,31 +154,19 @@ class Room(SyncFields):
         from .. import sync
 
         adding = self._state.adding
-        renamed = (
-            not adding
-            and self.pagecall_id is not None
-            and self._loaded_name is not None
-            and self._loaded_name != self.name
-        )
+        renamed = not adding and self._loaded_name is not None and self._loaded_name != self.name
         if renamed:
             self.needs_update = True
-            if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "needs_update"}
+        if not adding:
+            # An instance loaded before a worker stored Pagecall's answer must not write its
+            # stale copy of the sync fields back (that would lose the room's Pagecall id).
+            kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), renamed)
         super().save(*args, **kwargs)
         self._loaded_name = self.name
         if adding:
             sync.schedule_room_creation(self)
         elif renamed:
             sync.schedule_room_update(self)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        from .. import sync
-
-        pagecall_id = self.pagecall_id
-        result = super().delete(*args, **kwargs)
-        if pagecall_id:
-            sync.schedule_remote_room_deletion(pagecall_id, using=self._state.db or "default")
-        return result
 
     @property
     def is_terminated(self) -> bool:
@@ -233,35 +264,17 @@ class Member(SyncFields):
         if not self.user_id:
             raise ValueError("a Member needs a user_id or a site_user")
         adding = self._state.adding
-        changed = (
-            not adding
-            and self.sync_state == SyncState.SYNCED
-            and None not in self._loaded
-            and self._loaded != (self.type, self.name)
-        )
+        changed = not adding and None not in self._loaded and self._loaded != (self.type, self.name)
         if changed:
             self.needs_update = True
-            if kwargs.get("update_fields") is not None:
-                kwargs["update_fields"] = {*kwargs["update_fields"], "needs_update"}
+        if not adding:
+            kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), changed)
         super().save(*args, **kwargs)
         self._loaded = (self.type, self.name)
         if adding:
             sync.schedule_member_creation(self)
         elif changed:
             sync.schedule_member_update(self)
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        from .. import sync
-
-        room = self.room
-        on_pagecall = self.sync_state == SyncState.SYNCED and room.pagecall_id is not None
-        result = super().delete(*args, **kwargs)
-        if on_pagecall and room.type == RoomType.PRIVATE and not self.is_blocked:
-            assert room.pagecall_id is not None
-            sync.schedule_member_block(
-                room.pagecall_id, self.user_id, using=self._state.db or "default"
-            )
-        return result
 
     def remove(self) -> None:
         """Take this person out of the room: Pagecall blocks them (private rooms only)."""
@@ -291,3 +304,30 @@ class PagecallUser(models.Model):
 
     def __repr__(self) -> str:
         return f"<PagecallUser {self.user_id!r}>"  # never the token
+
+
+@receiver(post_delete, sender=Room, dispatch_uid="django_pagecall.room_deleted")
+def _room_deleted(sender: type[Room], instance: Room, using: str, **kwargs: Any) -> None:
+    """Also for queryset and admin bulk deletes; the row as the deletion read it."""
+    from .. import sync
+
+    if instance.pagecall_id:
+        sync.schedule_remote_room_deletion(instance.pagecall_id, using=using)
+
+
+@receiver(post_delete, sender=Member, dispatch_uid="django_pagecall.member_deleted")
+def _member_deleted(
+    sender: type[Member], instance: Member, using: str, origin: Any = None, **kwargs: Any
+) -> None:
+    """A member deleted from a private room is blocked on Pagecall, unless its room goes too."""
+    from .. import sync
+
+    if isinstance(origin, Room) or getattr(origin, "model", None) is Room:
+        return
+    if instance.sync_state != SyncState.SYNCED or instance.is_blocked:
+        return
+    room = (
+        Room.objects.using(using).filter(pk=instance.room_id).values("pagecall_id", "type").first()
+    )
+    if room and room["pagecall_id"] and room["type"] == RoomType.PRIVATE:
+        sync.schedule_member_block(room["pagecall_id"], instance.user_id, using=using)
