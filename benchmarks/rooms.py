@@ -81,6 +81,7 @@ def through_worker(emu_url: str, n: int, concurrency: int) -> float:
         "PAGECALL_API_URL": emu_url,
         "PAGECALL_WEBHOOK_URL": "http://127.0.0.1:9/pagecall/webhook/",
         "PYTHONPATH": str(ROOT),
+        "CONN_MAX_AGE": "600",
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", f"--pool={os.environ.get('BENCH_POOL', 'prefork')}",
@@ -108,7 +109,7 @@ def through_worker(emu_url: str, n: int, concurrency: int) -> float:
         started = time.perf_counter()
         app.control.add_consumer(QUEUE, reply=True, limit=1, timeout=10)
         while Room.objects.exclude(sync_state=SyncState.SYNCED).exists():
-            time.sleep(0.01)
+            time.sleep(0.05)
         return n / (time.perf_counter() - started)
     finally:
         worker.terminate()

@@ -153,7 +153,10 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
         "a dotted path to a function, or a function",
     ),
     "PUBLISH_TIMEOUT": (_positive_number, "a positive number of seconds"),
-    "WEBHOOK_MAX_BODY_SIZE": (lambda v: _non_negative_int(v) and v > 0, "a whole number of bytes >= 1"),
+    "WEBHOOK_MAX_BODY_SIZE": (
+        lambda v: _non_negative_int(v) and v > 0,
+        "a whole number of bytes >= 1",
+    ),
 }
 
 

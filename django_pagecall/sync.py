@@ -68,7 +68,7 @@ def _settle() -> tuple[Any, float]:
 
 
 def _until(moment: Any) -> float:
-    return max((moment - timezone.now()).total_seconds(), 0.0)
+    return max(float((moment - timezone.now()).total_seconds()), 0.0)
 
 
 # -- scheduling (called from the models' save/delete) ------------------------------------------
@@ -388,8 +388,19 @@ def _store_created(
         logger.error("Room %s: Pagecall id %s already belongs to another room", room.pk, remote.id)
         raise
     logger.info("Room %s %r is on Pagecall as %s", room.pk, room.name, remote.id)
+    _apply_waiting_webhooks(room, using)
     _follow_up(room, using)
     return True
+
+
+def _apply_waiting_webhooks(room: Room, using: str) -> None:
+    """Webhooks that arrived before the room's Pagecall id was stored (someone joined at once)."""
+    from .webhooks import apply_waiting
+
+    try:
+        apply_waiting(room.pk, using)
+    except Exception:  # the room is created; the deliveries stay waiting for pagecall_replay
+        logger.exception("Room %s: applying the webhooks that waited for it failed", room.pk)
 
 
 def _follow_up(room: Room, using: str) -> None:

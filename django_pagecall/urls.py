@@ -1,10 +1,15 @@
 """URLs to include under a prefix of the host's choice: ``path("pagecall/", include("django_pagecall.urls"))``.
 
-The webhook view (``pagecall:webhook``) is added with the webhook work.
+``webhook/`` (``pagecall:webhook``) is the endpoint Pagecall calls; set
+``PAGECALL["WEBHOOK_URL"]`` to its absolute URL.
 """
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
+
+from .webhooks.views import WebhookView
 
 app_name = "pagecall"
 
-urlpatterns: list[URLPattern] = []
+urlpatterns: list[URLPattern] = [
+    path("webhook/", WebhookView.as_view(), name="webhook"),
+]

@@ -40,7 +40,13 @@ def database_from_url(url: str) -> dict[str, object]:
 
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "postgres://root@127.0.0.1:5432/test")
-DATABASES = {"default": database_from_url(DATABASE_URL)}
+DATABASES = {
+    "default": {
+        **database_from_url(DATABASE_URL),
+        # Workers keep their connection between tasks, as a production site's should.
+        "CONN_MAX_AGE": int(os.environ.get("CONN_MAX_AGE", "0")),
+    }
+}
 
 INSTALLED_APPS = [
     "django.contrib.admin",

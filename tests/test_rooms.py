@@ -484,3 +484,33 @@ def test_saving_a_stale_instance_keeps_what_the_worker_stored(pagecall_emulator:
     stale.name = "Renamed from a stale form"
     stale.save()  # the rename still reaches Pagecall
     assert pagecall_emulator.rooms[fresh.pagecall_id or ""]["name"] == "Renamed from a stale form"
+
+
+def test_a_join_before_the_room_id_is_stored_is_applied_once_it_is(
+    pagecall_emulator: Emulator, live_server: Any, settings: Any
+) -> None:
+    from django_pagecall.models import Session
+    from django_pagecall.models.webhooks import WebhookDelivery
+
+    settings.PAGECALL = {**settings.PAGECALL, "WEBHOOK_URL": f"{live_server.url}/pagecall/webhook/"}
+    pagecall_emulator.inject("POST", "/rooms", drop="after")
+    Room.objects.bulk_create([Room(name="Joined at once")])
+    room = Room.objects.get()
+    with pytest.raises(sync.RetryLater):
+        sync.create_room(room.pk)  # created at Pagecall, answer lost: no id stored
+    (remote_id,) = pagecall_emulator.rooms
+    joined = pagecall_emulator.join(remote_id, user_id="early")
+    assert 200 <= joined["delivery"]["status"] < 300
+    (waiting,) = WebhookDelivery.objects.all()
+    assert waiting.state == "waiting"
+    assert Session.objects.count() == 0
+
+    wait_for(lambda: Room.objects.get(pk=room.pk).lease_until < timezone.now(), timeout=5)
+    sync.create_room(room.pk)  # adopts the room, then applies what waited
+    room.refresh_from_db()
+    assert room.pagecall_id == remote_id
+    session = Session.objects.get()
+    assert session.user_id == "early"
+    assert session.session_id == joined["session"]["id"]
+    assert session.joined_at is not None
+    assert WebhookDelivery.objects.get().state == "processed"

@@ -1,10 +1,24 @@
-"""The app's models: Pagecall rooms, members and users mirrored locally, and the session records.
+"""The app's models: Pagecall rooms, members and users mirrored locally, the session records and
+the webhook deliveries they come from.
 
 Import them from here (``from django_pagecall.models import Room``); the
 submodules are an internal split.
 """
 
 from .rooms import Member, MemberType, PagecallUser, Room, RoomType, SyncState
-from .sessions import Session
+from .sessions import Session, SessionQuerySet
+from .webhooks import DeliveryResult, DeliveryState, WebhookDelivery
 
-__all__ = ["Member", "MemberType", "PagecallUser", "Room", "RoomType", "Session", "SyncState"]
+__all__ = [
+    "DeliveryResult",
+    "DeliveryState",
+    "Member",
+    "MemberType",
+    "PagecallUser",
+    "Room",
+    "RoomType",
+    "Session",
+    "SessionQuerySet",
+    "SyncState",
+    "WebhookDelivery",
+]

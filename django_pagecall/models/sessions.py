@@ -1,15 +1,24 @@
 """Session records: one row per Pagecall session (one person's stay in a room), kept from webhooks.
 
-Only the webhook processing and the reconciliation in :mod:`django_pagecall.sync`
+Only the webhook processing and the reconciliation in :mod:`django_pagecall.webhooks`
 write these rows; the admin shows them read-only.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .rooms import Member, Room
+
+
+class SessionQuerySet(models.QuerySet["Session"]):
+    def online(self) -> SessionQuerySet:
+        """Sessions that have joined and not left (as far as the webhooks and reconciliation know)."""
+        return self.filter(joined_at__isnull=False, left_at__isnull=True)
 
 
 class Session(models.Model):
@@ -36,6 +45,8 @@ class Session(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SessionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-joined_at", "-pk"]
         indexes = [models.Index(fields=["room", "left_at"], name="pagecall_session_online_idx")]
@@ -46,3 +57,10 @@ class Session(models.Model):
     @property
     def is_online(self) -> bool:
         return self.joined_at is not None and self.left_at is None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Time between joining and leaving; until now for a session still online."""
+        if self.joined_at is None:
+            return None
+        return (self.left_at or timezone.now()) - self.joined_at

@@ -1,0 +1,4 @@
+"""The app's admin: rooms and members (:mod:`.rooms`), session records (:mod:`.sessions`) and
+webhook deliveries (:mod:`.webhooks`). Importing the package registers them all."""
+
+from . import rooms, sessions, webhooks  # noqa: F401  (registers the ModelAdmins)

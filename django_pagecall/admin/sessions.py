@@ -1,0 +1,224 @@
+"""Admin for session records: their own list, the inline under a room, and who is online in a room.
+
+Sessions are Pagecall's data mirrored by webhooks, so everything here is
+read-only. For the room admin (:mod:`.rooms`) this module provides
+:class:`SessionInline`, :func:`with_online` (the queryset annotation) and
+:func:`online_now` (a ``list_display`` column)::
+
+    class RoomAdmin(admin.ModelAdmin):
+        inlines = [SessionInline]
+        list_display = [..., online_now]
+
+        def get_queryset(self, request):
+            return with_online(super().get_queryset(request))
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from ..models import Room, Session
+
+#: Sessions shown under a room; the full list is one click away (Session admin, filtered by room).
+INLINE_LIMIT = 50
+
+
+def format_duration(value: timedelta | None) -> str:
+    if value is None:
+        return "-"
+    seconds = max(int(value.total_seconds()), 0)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+def with_online(queryset: QuerySet[Room]) -> QuerySet[Room]:
+    """Rooms with ``online_count`` and ``online_sessions`` (a list, oldest join first).
+
+    A subquery rather than a join, so it adds no duplicate rows whatever else
+    the queryset annotates.
+    """
+    online = (
+        Session.objects.online()
+        .filter(room=OuterRef("pk"))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return queryset.annotate(
+        online_count=Coalesce(Subquery(online, output_field=IntegerField()), Value(0))
+    ).prefetch_related(
+        Prefetch(
+            "sessions",
+            queryset=Session.objects.online().order_by("joined_at", "pk"),
+            to_attr="online_sessions",
+        )
+    )
+
+
+@admin.display(description=_("online now"), ordering="online_count")
+def online_now(room: Room) -> str:
+    """``2: alice, bob`` for a room from :func:`with_online` (works without it, with queries)."""
+    sessions: list[Session] | None = getattr(room, "online_sessions", None)
+    if sessions is None:
+        sessions = list(room.sessions.online().order_by("joined_at", "pk"))
+    if not sessions:
+        return "-"
+    names = ", ".join(s.user_id or str(_("anonymous")) for s in sessions[:10])
+    more = "…" if len(sessions) > 10 else ""
+    return f"{len(sessions)}: {names}{more}"
+
+
+class _SessionDisplay:
+    @admin.display(description=_("duration"))
+    def duration(self, session: Session) -> str:
+        return format_duration(session.duration)
+
+    @admin.display(description=_("online"), boolean=True)
+    def online(self, session: Session) -> bool:
+        return session.is_online
+
+
+_INLINE_COLUMNS: tuple[str, ...] = (
+    "session_id",
+    "user_id",
+    "room_member",
+    "joined_at",
+    "left_at",
+    "duration",
+    "online",
+    "source",
+)
+
+
+class RecentSessionsFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
+    def get_queryset(self) -> QuerySet[Session]:
+        # Sliced: a long-lived room can have thousands of sessions; nothing is edited here.
+        return super().get_queryset()[:INLINE_LIMIT]
+
+
+class SessionInline(_SessionDisplay, admin.TabularInline):  # type: ignore[type-arg]
+    model = Session
+    formset = RecentSessionsFormSet
+    fields = readonly_fields = _INLINE_COLUMNS
+    ordering = ["-joined_at", "-pk"]
+    extra = 0
+    can_delete = False
+    show_change_link = True
+    verbose_name_plural = _("latest sessions (newest first)")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Session]:
+        return super().get_queryset(request).select_related("room_member")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class OnlineFilter(admin.SimpleListFilter):
+    title = _("online now")
+    parameter_name = "online"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        online = Session.objects.online().values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=online)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=online)
+        return queryset
+
+
+class UserFilter(admin.SimpleListFilter):
+    """Pagecall user ids seen in the (already filtered) sessions; search covers the rest."""
+
+    title = _("user")
+    parameter_name = "user_id"
+    limit = 100
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        user_ids = (
+            model_admin.get_queryset(request)
+            .exclude(user_id="")
+            .order_by("user_id")
+            .values_list("user_id", flat=True)
+            .distinct()[: self.limit]
+        )
+        return [(u, u) for u in user_ids]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(user_id=value) if value else queryset
+
+
+@admin.register(Session)
+class SessionAdmin(_SessionDisplay, admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "session_id",
+        "room",
+        "user_id",
+        "room_member",
+        "joined_at",
+        "left_at",
+        "duration",
+        "online",
+        "source",
+    ]
+    list_filter = [("room", admin.RelatedOnlyFieldListFilter), UserFilter, OnlineFilter, "source"]
+    list_select_related = ["room", "room_member"]
+    search_fields = ["session_id", "user_id", "member_id", "room__name", "room__pagecall_id"]
+    date_hierarchy = "joined_at"
+    ordering = ["-joined_at", "-pk"]
+    readonly_fields = [
+        "room",
+        "session_id",
+        "member_id",
+        "user_id",
+        "room_member",
+        "joined_at",
+        "left_at",
+        "duration",
+        "online",
+        "source",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["room", "session_id", "source"]}),
+        (_("who"), {"fields": ["user_id", "member_id", "room_member"]}),
+        (_("when"), {"fields": ["joined_at", "left_at", "duration", "online"]}),
+        (_("record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+__all__ = [
+    "OnlineFilter",
+    "SessionAdmin",
+    "SessionInline",
+    "UserFilter",
+    "format_duration",
+    "online_now",
+    "with_online",
+]

@@ -1,0 +1,103 @@
+"""Admin for webhook deliveries: the list of what Pagecall sent, with filters, and the replay action.
+
+Deliveries are records, so they are read-only; deleting them is allowed
+(they are the only thing here that grows without bound). Replaying runs
+:func:`django_pagecall.webhooks.replay`, which is safe for any delivery: one
+already processed is a duplicate and changes nothing. It needs the
+``change_webhookdelivery`` permission.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+
+from ..models import WebhookDelivery
+from ..webhooks import replay
+
+
+def _pretty_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "received_at",
+        "room",
+        "action",
+        "session_id",
+        "event_at",
+        "state",
+        "result",
+        "attempts",
+        "remote_addr",
+    ]
+    list_filter = ["state", "result", "action"]
+    list_select_related = ["room"]
+    search_fields = ["session_id", "room__name", "room__pagecall_id", "error"]
+    date_hierarchy = "received_at"
+    ordering = ["-received_at", "-pk"]
+    actions = ["replay_selected"]
+    readonly_fields = [
+        "room",
+        "action",
+        "session_id",
+        "event_at",
+        "state",
+        "result",
+        "attempts",
+        "received_at",
+        "processed_at",
+        "remote_addr",
+        "pretty_headers",
+        "pretty_body",
+        "error",
+        "traceback",
+    ]
+    fieldsets = [
+        (None, {"fields": ["room", "action", "session_id", "event_at"]}),
+        (_("outcome"), {"fields": ["state", "result", "attempts", "processed_at", "error"]}),
+        (_("request"), {"fields": ["received_at", "remote_addr", "pretty_headers", "pretty_body"]}),
+        (_("traceback"), {"fields": ["traceback"], "classes": ["collapse"]}),
+    ]
+
+    @admin.display(description=_("headers"))
+    def pretty_headers(self, delivery: WebhookDelivery) -> SafeString:
+        text = json.dumps(delivery.headers, indent=2, sort_keys=True, ensure_ascii=False)
+        return format_html("<pre>{}</pre>", text)
+
+    @admin.display(description=_("body"))
+    def pretty_body(self, delivery: WebhookDelivery) -> SafeString:
+        return format_html("<pre>{}</pre>", _pretty_json(delivery.body))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_replay_permission(self, request: HttpRequest) -> bool:
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+
+    @admin.action(description=_("Replay selected deliveries"), permissions=["replay"])
+    def replay_selected(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        result = replay(queryset.order_by("received_at", "pk"), using=queryset.db)
+        level = messages.WARNING if result.failed else messages.SUCCESS
+        self.message_user(
+            request,
+            _("Replayed: %(processed)s processed, %(waiting)s waiting, %(failed)s failed.")
+            % {"processed": result.processed, "waiting": result.waiting, "failed": result.failed},
+            level,
+        )

@@ -1,0 +1,69 @@
+"""``manage.py pagecall_replay``: process stored webhook deliveries again.
+
+By default, every ``failed`` and ``waiting`` delivery, oldest first; ``--id``
+picks deliveries by primary key, whatever their state. Safe to run at any
+time and any number of times: applying a delivery twice changes nothing the
+second time. Exits with an error when some delivery still fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TextIO, cast
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS
+
+from ...models import WebhookDelivery
+from ...progress import Progress
+from ...webhooks import processing
+
+
+class Command(BaseCommand):
+    help = "Replay failed and waiting Pagecall webhook deliveries."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias to use.")
+        parser.add_argument(
+            "--id",
+            dest="ids",
+            type=int,
+            action="append",
+            default=[],
+            help="Replay this delivery (repeatable), whatever its state.",
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List what would be replayed, change nothing."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        using: str = options["database"]
+        if options["ids"]:
+            deliveries = list(
+                WebhookDelivery.objects.using(using)
+                .filter(pk__in=options["ids"])
+                .order_by("received_at", "pk")
+            )
+        else:
+            deliveries = list(processing.replayable(using))
+        if options["dry_run"]:
+            for delivery in deliveries:
+                self.stdout.write(f"{delivery.pk} {delivery.state} {delivery}")
+            self.stdout.write(f"{len(deliveries)} to replay")
+            return
+        if not deliveries:
+            self.stdout.write("Nothing to replay.")
+            return
+        progress = Progress(
+            len(deliveries), cast(TextIO, self.stderr._out), label="pagecall_replay"
+        )
+        result = processing.ReplayResult()
+        for delivery in deliveries:
+            result.add(processing.process_stored(delivery, using))
+            progress.advance()
+        summary = (
+            f"{result.processed} processed, {result.waiting} waiting for their room's "
+            f"Pagecall id, {result.failed} failed"
+        )
+        if result.failed:
+            raise CommandError(summary)
+        self.stdout.write(self.style.SUCCESS(summary))

@@ -1,0 +1,143 @@
+"""Sessions the webhooks missed, filled in from Pagecall's ``GET /rooms/{id}/sessions``.
+
+Pagecall documents no webhook retries, so a delivery lost on the way (the
+site down, a deploy, a network fault) would leave a session unknown, or
+online forever. :func:`reconcile_sessions` asks Pagecall for the sessions of
+every room that is on Pagecall and not terminated, creates the missing ones
+(``source = reconciled``) and fills in a ``joined_at`` or ``left_at`` that is
+still empty. It never overwrites what a webhook wrote, and sends no signal:
+``session_joined`` and ``session_left`` stand for webhooks.
+
+Run by ``manage.py pagecall_sync --sessions``. One API call per room; no
+database lock is held across it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db.models import Q, QuerySet
+
+from ..client import get_client
+from ..exceptions import PagecallError
+from ..models import Member, Room, Session
+from ..resources import Session as RemoteSession
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileResult:
+    rooms: int = 0
+    created: int = 0
+    updated: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def rooms_to_reconcile(using: str = "default") -> QuerySet[Room]:
+    """Rooms on Pagecall that are not known to be terminated."""
+    return (
+        Room.objects.using(using)
+        .filter(pagecall_id__isnull=False, terminated_at__isnull=True)
+        .order_by("pk")
+    )
+
+
+def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
+    """Bring one room's sessions in line with Pagecall's list; (created, updated).
+
+    Raises :class:`~django_pagecall.exceptions.PagecallError` when Pagecall cannot be asked.
+    """
+    assert room.pagecall_id is not None
+    remote = get_client().list_room_sessions(room.pagecall_id)
+    if not remote:
+        return 0, 0
+    sessions = Session.objects.using(using)
+    known = {s.session_id: s for s in sessions.filter(session_id__in=[r.id for r in remote])}
+    members = _members_by_key(room, remote, using)
+    missing = [r for r in remote if r.id not in known]
+    created = 0
+    if missing:
+        # ignore_conflicts: a webhook may insert the same session meanwhile; it wins.
+        sessions.bulk_create(
+            [_new_session(room, r, members) for r in missing], ignore_conflicts=True
+        )
+        created = len(missing)
+    updated = 0
+    for r in remote:
+        local = known.get(r.id)
+        if local is None:
+            continue
+        if local.room_id != room.pk:
+            logger.warning(
+                "Session %s is recorded for room %s, Pagecall lists it in room %s; left alone",
+                r.id,
+                local.room_id,
+                room.pk,
+            )
+            continue
+        # Only empty columns, each with its own condition, so a concurrent webhook is never undone.
+        for column, value in (("joined_at", r.connected_at), ("left_at", r.disconnected_at)):
+            if value is not None and getattr(local, column) is None:
+                updated += sessions.filter(pk=local.pk, **{f"{column}__isnull": True}).update(
+                    **{column: value}
+                )
+    if created or updated:
+        logger.info(
+            "Room %s: %s session(s) added and %s completed from Pagecall's list",
+            room.pk,
+            created,
+            updated,
+        )
+    return created, updated
+
+
+def _members_by_key(room: Room, remote: list[RemoteSession], using: str) -> dict[str, Member]:
+    member_ids = {r.member_id for r in remote if r.member_id}
+    user_ids = {r.user_id for r in remote if r.user_id}
+    found: dict[str, Member] = {}
+    for member in Member.objects.using(using).filter(
+        Q(pagecall_id__in=member_ids) | Q(user_id__in=user_ids), room_id=room.pk
+    ):
+        found.setdefault(f"user:{member.user_id}", member)
+        if member.pagecall_id:
+            found[f"member:{member.pagecall_id}"] = member
+    return found
+
+
+def _new_session(room: Room, remote: RemoteSession, members: dict[str, Member]) -> Session:
+    member = members.get(f"member:{remote.member_id}") or members.get(f"user:{remote.user_id}")
+    return Session(
+        room=room,
+        session_id=remote.id,
+        member_id=remote.member_id or "",
+        user_id=remote.user_id or "",
+        room_member=member,
+        joined_at=remote.connected_at,
+        left_at=remote.disconnected_at,
+        source=Session.Source.RECONCILED,
+    )
+
+
+def reconcile_sessions(
+    rooms: Iterable[Room] | None = None,
+    using: str = "default",
+    progress: Callable[[Room], None] | None = None,
+) -> ReconcileResult:
+    """Reconcile ``rooms`` (default: :func:`rooms_to_reconcile`); a room Pagecall fails on is counted and skipped."""
+    result = ReconcileResult()
+    for room in rooms if rooms is not None else rooms_to_reconcile(using):
+        try:
+            created, updated = reconcile_room(room, using)
+        except PagecallError as exc:
+            result.errors.append(f"room {room.pk} ({room.pagecall_id}): {exc}")
+            logger.warning("Could not reconcile the sessions of room %s: %s", room.pk, exc)
+        else:
+            result.created += created
+            result.updated += updated
+        result.rooms += 1
+        if progress is not None:
+            progress(room)
+    return result

@@ -1,0 +1,222 @@
+"""The admin for sessions and webhook deliveries, and what it offers the room admin.
+
+The module is its own URLconf: an admin site with the app's Session and
+WebhookDelivery admins, and a room admin built only from what
+``django_pagecall.admin.sessions`` provides to the real one (the inline,
+``with_online`` and ``online_now``), so these tests do not depend on it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.test import Client
+from django.urls import include, path
+from django.utils import timezone
+
+from django_pagecall.admin.sessions import (
+    SessionAdmin,
+    SessionInline,
+    format_duration,
+    online_now,
+    with_online,
+)
+from django_pagecall.admin.webhooks import WebhookDeliveryAdmin
+from django_pagecall.emulator import Emulator
+from django_pagecall.models import DeliveryState, Room, Session, WebhookDelivery
+from django_pagecall.webhook_auth import SECRET_HEADER
+from django_pagecall.webhooks import processing
+from tests.test_webhook_support import PagecallRoom, make_room, post, session_id_of
+
+
+class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    inlines = [SessionInline]
+    list_display = ["name", online_now]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
+        return with_online(super().get_queryset(request))
+
+
+site = admin.AdminSite(name="admin")
+site.register(Room, RoomAdmin)
+site.register(Session, SessionAdmin)
+site.register(WebhookDelivery, WebhookDeliveryAdmin)
+
+urlpatterns = [
+    path("admin/", site.urls),
+    path("pagecall/", include("django_pagecall.urls")),
+]
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
+
+SESSIONS = "/admin/django_pagecall/session/"
+DELIVERIES = "/admin/django_pagecall/webhookdelivery/"
+
+
+@pytest.fixture
+def busy_room(pagecall_emulator: Emulator, client: Client) -> PagecallRoom:
+    """Alice left, Bob and an anonymous guest are still in."""
+    room = make_room(pagecall_emulator, name="Busy")
+    alice = room.join("alice")
+    for body in (alice, room.join("bob"), room.join(), room.leave(session_id_of(alice))):
+        assert post(client, body, room.headers).status_code == 200
+    return room
+
+
+def listed(html: str) -> set[str]:
+    return set(re.findall(r"[0-9a-f]{24}", html))
+
+
+def test_the_app_admin_registers_sessions_and_deliveries() -> None:
+    from django.contrib.admin import site as default_site
+
+    import django_pagecall.admin  # noqa: F401
+
+    assert isinstance(default_site._registry[Session], SessionAdmin)
+    assert isinstance(default_site._registry[WebhookDelivery], WebhookDeliveryAdmin)
+
+
+def test_session_list_filters_by_room_user_and_online(
+    busy_room: PagecallRoom, admin_client: Client, pagecall_emulator: Emulator
+) -> None:
+    other = make_room(pagecall_emulator, name="Quiet")
+    assert post(admin_client, other.join("carol"), other.headers).status_code == 200
+    ids = {s.user_id or "anon": s.session_id for s in Session.objects.all()}
+
+    everything = admin_client.get(SESSIONS)
+    assert everything.status_code == 200
+    assert set(ids.values()) <= listed(everything.content.decode())
+
+    online = admin_client.get(SESSIONS, {"online": "yes"}).content.decode()
+    assert ids["alice"] not in online
+    assert {ids["bob"], ids["anon"], ids["carol"]} <= listed(online)
+    offline = listed(admin_client.get(SESSIONS, {"online": "no"}).content.decode())
+    assert ids["alice"] in offline
+    assert ids["bob"] not in offline
+
+    bob = listed(admin_client.get(SESSIONS, {"user_id": "bob"}).content.decode())
+    assert ids["bob"] in bob
+    assert ids["alice"] not in bob
+
+    in_busy = admin_client.get(SESSIONS, {"room__id__exact": busy_room.room.pk}).content.decode()
+    assert ids["carol"] not in listed(in_busy)
+    assert ids["alice"] in listed(in_busy)
+
+    year = timezone.now().year
+    by_year = admin_client.get(SESSIONS, {"joined_at__year": year})
+    assert by_year.status_code == 200
+    assert set(ids.values()) <= listed(by_year.content.decode())
+
+
+def test_sessions_are_read_only(busy_room: PagecallRoom, admin_client: Client) -> None:
+    session = Session.objects.get(user_id="bob")
+    page = admin_client.get(f"{SESSIONS}{session.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert admin_client.post(f"{SESSIONS}{session.pk}/change/", {}).status_code == 403
+    assert admin_client.get(f"{SESSIONS}add/").status_code == 403
+
+
+def test_the_room_page_shows_its_sessions_newest_first(
+    busy_room: PagecallRoom, admin_client: Client
+) -> None:
+    page = admin_client.get(f"/admin/django_pagecall/room/{busy_room.room.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    newest_first = [s.session_id for s in Session.objects.order_by("-joined_at", "-pk")]
+    positions = [html.index(session_id) for session_id in newest_first]
+    assert positions == sorted(positions)
+    assert html.count('alt="True"') >= 2  # two people still online
+    assert "0:00:0" in html  # durations
+
+
+def test_the_room_list_shows_who_is_online(busy_room: PagecallRoom, admin_client: Client) -> None:
+    html = admin_client.get("/admin/django_pagecall/room/").content.decode()
+    assert "2: bob, anonymous" in html
+
+
+def test_with_online_annotates_without_a_query_per_room(
+    busy_room: PagecallRoom, pagecall_emulator: Emulator, django_assert_num_queries: Any
+) -> None:
+    make_room(pagecall_emulator, name="Empty")
+    with django_assert_num_queries(2):  # the rooms, then their online sessions
+        rooms = {r.name: r for r in with_online(Room.objects.all())}
+        shown = {name: online_now(room) for name, room in rooms.items()}
+    assert {name: r.online_count for name, r in rooms.items()} == {"Busy": 2, "Empty": 0}  # type: ignore[attr-defined]
+    assert shown == {"Busy": "2: bob, anonymous", "Empty": "-"}
+
+
+def test_duration_reads_as_hours_minutes_seconds() -> None:
+    assert format_duration(timedelta(hours=1, minutes=2, seconds=3.7)) == "1:02:03"
+    assert format_duration(None) == "-"
+
+
+def test_deliveries_list_filters_and_shows_masked_headers(
+    busy_room: PagecallRoom, admin_client: Client
+) -> None:
+    assert post(admin_client, {"not": "a webhook"}, busy_room.headers).status_code == 400
+    page = admin_client.get(DELIVERIES, {"state": DeliveryState.FAILED})
+    assert page.status_code == 200
+    failed = WebhookDelivery.objects.get(state=DeliveryState.FAILED)
+    assert f"{DELIVERIES}{failed.pk}/change/" in page.content.decode()
+    assert page.content.decode().count("/change/") == 1
+
+    detail = admin_client.get(f"{DELIVERIES}{failed.pk}/change/").content.decode()
+    assert processing.MASK in detail
+    assert busy_room.headers[SECRET_HEADER] not in detail
+    assert "payload" in detail  # the validation error names the missing field
+
+
+def test_the_replay_action_processes_failed_deliveries(
+    pagecall_emulator: Emulator, admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    room = make_room(pagecall_emulator)
+    monkeypatch.setattr(processing, "apply_event", _broken)
+    with pytest.raises(RuntimeError):
+        post(admin_client, room.join("alice"), room.headers)
+    monkeypatch.undo()
+    failed = WebhookDelivery.objects.get()
+    response = admin_client.post(
+        DELIVERIES,
+        {"action": "replay_selected", "_selected_action": [failed.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert "1 processed, 0 waiting, 0 failed" in response.content.decode()
+    failed.refresh_from_db()
+    assert failed.state == DeliveryState.PROCESSED
+    assert Session.objects.count() == 1
+
+
+def _broken(*args: Any, **kwargs: Any) -> None:
+    raise RuntimeError("broken for the test")
+
+
+def test_replay_needs_the_change_permission(admin_client: Client) -> None:
+    viewer = get_user_model().objects.create_user("viewer", password="x", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_webhookdelivery"))
+    request = HttpRequest()
+    request.user = get_user_model().objects.get(pk=viewer.pk)
+    model_admin = site._registry[WebhookDelivery]
+    assert "replay_selected" not in model_admin.get_actions(request)
+    request.user = get_user_model().objects.get(username="admin")
+    assert "replay_selected" in model_admin.get_actions(request)
+
+
+def test_the_admin_is_not_csrf_exempt(busy_room: PagecallRoom, admin_user: Any) -> None:
+    csrf_client = Client(enforce_csrf_checks=True)
+    csrf_client.force_login(admin_user)
+    delivery = WebhookDelivery.objects.first()
+    assert delivery is not None
+    response = csrf_client.post(
+        DELIVERIES, {"action": "replay_selected", "_selected_action": [delivery.pk]}
+    )
+    assert response.status_code == 403

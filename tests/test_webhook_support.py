@@ -1,0 +1,128 @@
+"""Helpers and fixtures shared by the webhook tests (``tests/test_webhook*.py``); no tests here.
+
+Rooms are made the way the app makes them: a local row, and a room on the
+emulator created with that row's webhook headers (``headers_for_room``).
+Webhook bodies and headers come from the emulator's participants
+(``join``/``leave``): either sent by the emulator itself over HTTP (to a
+live server), or taken from it (``deliver=False``) and posted with Django's
+test client, which lets a test count queries and see the response.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from django_pagecall import signals
+from django_pagecall.client import get_client
+from django_pagecall.emulator import Emulator
+from django_pagecall.models import Room, Session, SyncState
+from django_pagecall.webhook_auth import headers_for_room
+
+WEBHOOK_PATH = "/pagecall/webhook/"
+
+
+def requires_postgres(reason: str) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip(f"needs PostgreSQL: {reason}")
+
+
+@dataclass
+class PagecallRoom:
+    """A local room and its twin on the emulator."""
+
+    room: Room
+    pagecall_id: str
+    emulator: Emulator
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The ``webhook.headers`` Pagecall holds for the room, as it sends them back."""
+        config = self.emulator.webhook_config(self.pagecall_id)
+        assert config is not None
+        return dict(config["headers"])
+
+    def store_id(self) -> None:
+        """What sync does once Pagecall has answered ``POST /rooms``."""
+        Room.objects.filter(pk=self.room.pk).update(
+            pagecall_id=self.pagecall_id, sync_state=SyncState.SYNCED
+        )
+        self.room.refresh_from_db()
+
+    def join(self, user_id: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """A participant joins; returns the emulator's webhook body (not sent)."""
+        result = self.emulator.join(self.pagecall_id, user_id=user_id, deliver=False, **kwargs)
+        return dict(result["body"])
+
+    def leave(self, session_id: str) -> dict[str, Any]:
+        result = self.emulator.leave(self.pagecall_id, session_id, deliver=False)
+        return dict(result["body"])
+
+
+def make_room(
+    emulator: Emulator,
+    *,
+    name: str = "Standup",
+    type: str = "open",
+    webhook_url: str = "http://testserver" + WEBHOOK_PATH,
+    store_id: bool = True,
+) -> PagecallRoom:
+    # bulk_create: a row without the save() hook, so the test decides when the id is stored.
+    (room,) = Room.objects.bulk_create([Room(name=name, type=type)])
+    remote = get_client().create_room(
+        name=name, type=type, webhook_url=webhook_url, webhook_headers=headers_for_room(room.pk)
+    )
+    made = PagecallRoom(room=room, pagecall_id=remote.id, emulator=emulator)
+    if store_id:
+        made.store_id()
+    return made
+
+
+def post(
+    client: Client, body: Any, headers: dict[str, str] | None = None, *, raw: bytes | None = None
+) -> Any:
+    data = raw if raw is not None else json.dumps(body).encode()
+    return client.post(
+        WEBHOOK_PATH, data=data, content_type="application/json", headers=headers or {}
+    )
+
+
+def session_id_of(body: dict[str, Any]) -> str:
+    return str(body["payload"]["sessionId"])
+
+
+class SignalLog:
+    """Every session_joined / session_left sent, with its keyword arguments."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        return [kwargs for n, kwargs in self.sent if n == name]
+
+    def sessions(self, name: str) -> list[str]:
+        return sorted(kw["session"].session_id for kw in self.of(name))
+
+
+@pytest.fixture
+def session_signals() -> Iterator[SignalLog]:
+    log = SignalLog()
+    connected = []
+    for name in ("session_joined", "session_left"):
+
+        def receiver(sender: Any, _name: str = name, **kwargs: Any) -> None:
+            kwargs.pop("signal", None)
+            assert sender is Session
+            log.sent.append((_name, kwargs))  # list.append is atomic: safe from server threads
+
+        getattr(signals, name).connect(receiver, weak=False)
+        connected.append((name, receiver))
+    yield log
+    for name, receiver in connected:
+        getattr(signals, name).disconnect(receiver)
