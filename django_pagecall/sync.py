@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
@@ -40,6 +40,7 @@ from .exceptions import (
     PagecallRefused,
 )
 from .models import Member, PagecallUser, Room, RoomType, SyncState
+from .resources import Member as RemoteMember
 from .resources import Room as RemoteRoom
 from .webhook_auth import headers_for_room
 
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class RetryLater(Exception):
@@ -511,29 +514,44 @@ def retry_room(room: Room) -> None:
     _on_commit(using, "create_room", room.pk, using)
 
 
+def _send_update(
+    model: type[Room] | type[Member], pk: int, using: str, call: Callable[[], T]
+) -> tuple[bool, T | None]:
+    """One idempotent PUT: ``(True, answer)``, or ``(False, None)`` when Pagecall refused it
+    (recorded, not retried). Anything else raises :class:`RetryLater`."""
+    rows = model.objects.using(using).filter(pk=pk)
+    try:
+        return True, call()
+    except PagecallRefused as exc:
+        rows.update(needs_update=False, sync_error=_error_text(exc))
+        logger.error("Pagecall refused the update of %s %s: %s", model._meta.model_name, pk, exc)
+        return False, None
+    except PagecallError as exc:
+        rows.update(sync_error=_error_text(exc))
+        raise RetryLater(str(exc)) from exc
+
+
 def update_room(room_pk: int, using: str = "default") -> None:
     """Send a synced room's rename or termination (``PUT /rooms/{id}``); idempotent."""
     room = Room.objects.using(using).filter(pk=room_pk).first()
     if room is None or not room.pagecall_id or not room.needs_update:
         return
+    pagecall_id = room.pagecall_id
     client = get_client()
-    try:
-        application_id = room.application_id or client.get_room(room.pagecall_id).application_id
-        remote = client.update_room(
-            room.pagecall_id,
+
+    def put() -> RemoteRoom:
+        application_id = room.application_id or client.get_room(pagecall_id).application_id
+        return client.update_room(
+            pagecall_id,
             application_id=application_id or "",
             name=room.name,
             is_terminated=True if room.terminate_requested else None,
         )
-    except PagecallRefused as exc:
-        Room.objects.using(using).filter(pk=room.pk).update(
-            needs_update=False, sync_error=_error_text(exc)
-        )
-        logger.error("Pagecall refused the update of room %s: %s", room.pk, exc)
+
+    sent, remote = _send_update(Room, room.pk, using, put)
+    if not sent or remote is None:
         return
-    except PagecallError as exc:
-        Room.objects.using(using).filter(pk=room.pk).update(sync_error=_error_text(exc))
-        raise RetryLater(str(exc)) from exc
+    # Only if nothing changed meanwhile: a newer rename keeps needs_update for its own task.
     Room.objects.using(using).filter(
         pk=room.pk, name=room.name, terminate_requested=room.terminate_requested
     ).update(needs_update=False, sync_error="", **_mirror(remote))
@@ -650,31 +668,27 @@ def update_member(member_pk: int, using: str = "default") -> None:
     if member is None or not member.needs_update or member.sync_state != SyncState.SYNCED:
         return  # a member not yet created is sent whole by its creation
     room = member.room
-    assert room.pagecall_id is not None
-    try:
-        if member.is_blocked:
-            if room.type == RoomType.PRIVATE:
-                get_client().update_member(room.pagecall_id, member.user_id, is_blocked=True)
-            else:
-                logger.warning(
-                    "Member %s removed from %s room %s: Pagecall blocks members of private rooms only",
-                    member.user_id,
-                    room.type,
-                    room.pk,
-                )
-        else:
-            get_client().update_member(
-                room.pagecall_id, member.user_id, name=member.name or None, type=member.type
+    room_id = room.pagecall_id
+    assert room_id is not None
+
+    def put() -> RemoteMember | None:
+        if not member.is_blocked:
+            return get_client().update_member(
+                room_id, member.user_id, name=member.name or None, type=member.type
             )
-    except PagecallRefused as exc:
-        Member.objects.using(using).filter(pk=member.pk).update(
-            needs_update=False, sync_error=_error_text(exc)
+        if room.type == RoomType.PRIVATE:
+            return get_client().update_member(room_id, member.user_id, is_blocked=True)
+        logger.warning(
+            "Member %s removed from %s room %s: Pagecall blocks members of private rooms only",
+            member.user_id,
+            room.type,
+            room.pk,
         )
-        logger.error("Pagecall refused the update of member %s: %s", member.pk, exc)
+        return None
+
+    sent, _ = _send_update(Member, member.pk, using, put)
+    if not sent:
         return
-    except PagecallError as exc:
-        Member.objects.using(using).filter(pk=member.pk).update(sync_error=_error_text(exc))
-        raise RetryLater(str(exc)) from exc
     Member.objects.using(using).filter(
         pk=member.pk, name=member.name, type=member.type, is_blocked=member.is_blocked
     ).update(needs_update=False, sync_error="")

@@ -514,3 +514,36 @@ def test_a_join_before_the_room_id_is_stored_is_applied_once_it_is(
     assert session.session_id == joined["session"]["id"]
     assert session.joined_at is not None
     assert WebhookDelivery.objects.get().state == "processed"
+
+
+def test_update_refusals_are_recorded_and_transient_failures_retried(
+    pagecall_emulator: Emulator,
+) -> None:
+    room = make_room(name="Before", type="private")
+    member = Member.objects.create(room=room, user_id="m")
+    room.refresh_from_db()
+    member.refresh_from_db()
+
+    pagecall_emulator.inject("PUT", "/rooms/{id}", status=503, times=1)
+    room.name = "After"
+    room.save()
+    room.refresh_from_db()
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "After"
+    assert (room.needs_update, room.sync_error) == (False, "")
+
+    pagecall_emulator.inject("PUT", "/rooms/{id}", status=400, body={"message": "locked"})
+    room.name = "Refused"
+    room.save()
+    room.refresh_from_db()
+    assert room.needs_update is False
+    assert "locked" in room.sync_error
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "After"
+
+    pagecall_emulator.inject(
+        "PUT", "/rooms/{room_id}/members/{member_id}", status=400, body={"message": "no such type"}
+    )
+    member.type = "monitor"
+    member.save()
+    member.refresh_from_db()
+    assert member.needs_update is False
+    assert "no such type" in member.sync_error
