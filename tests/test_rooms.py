@@ -547,3 +547,24 @@ def test_update_refusals_are_recorded_and_transient_failures_retried(
     member.refresh_from_db()
     assert member.needs_update is False
     assert "no such type" in member.sync_error
+
+
+def test_a_drf_serializer_save_is_dispatched_like_any_other(pagecall_emulator: Emulator) -> None:
+    from rest_framework import serializers
+
+    class RoomSerializer(serializers.ModelSerializer[Room]):
+        class Meta:
+            model = Room
+            fields = ["name", "type", "record"]
+
+    serializer = RoomSerializer(data={"name": "From an API", "type": "open", "record": False})
+    assert serializer.is_valid(), serializer.errors
+    room = serializer.save()
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    (post,) = posts(pagecall_emulator)
+    assert (post["body"]["name"], post["body"]["type"], post["body"]["record"]) == (
+        "From an API",
+        "open",
+        False,
+    )
