@@ -158,3 +158,33 @@ def test_reset_clears_faults(pagecall_emulator: Emulator) -> None:
     pagecall_emulator.inject("GET", "/rooms", status=500, times=None)
     pagecall_emulator.reset()
     assert pagecall_emulator.faults == []
+
+
+def test_a_request_waiting_out_a_delay_is_dropped_by_a_reset(pagecall_emulator: Emulator) -> None:
+    import threading
+
+    import requests
+
+    pagecall_emulator.inject("POST", "/rooms", delay=0.5)
+    outcome: list[object] = []
+
+    def send() -> None:
+        try:
+            requests.post(
+                f"{pagecall_emulator.url}/rooms",
+                json={"name": "late", "type": "open"},
+                headers={"Authorization": f"Bearer {pagecall_emulator.api_key}"},
+                timeout=5,
+            )
+            outcome.append("answered")
+        except requests.ConnectionError:
+            outcome.append("dropped")
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(0.1)
+    pagecall_emulator.reset()  # the next test starts while the request still waits
+    sender.join(5)
+    assert outcome == ["dropped"]
+    assert pagecall_emulator.rooms == {}
+    assert pagecall_emulator.requests == []

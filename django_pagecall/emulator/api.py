@@ -220,7 +220,10 @@ def handle(
     fault_name: str | None = None
     if fault is not None and fault.delay:
         fault_name = "delay"
+        generation = emu.generation
         time.sleep(fault.delay)
+        if emu.generation != generation:  # reset while waiting: belongs to a finished test
+            return Outcome(None)
     if fault is not None and fault.drop == "before":
         outcome, fault_name = Outcome(None), "drop-before"
     elif fault is not None and fault.status is not None:

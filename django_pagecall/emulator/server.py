@@ -68,6 +68,7 @@ class Emulator:
         self.base_path = spec.base_path()
         self.state = State()
         self._faults = FaultList()
+        self.generation = 0  # bumped by reset()
         self._requests: list[RequestRecord] = []
         self._webhooks: list[Delivery] = []
         self._server: EmulatorHTTPServer | None = None
@@ -132,6 +133,7 @@ class Emulator:
     def reset(self) -> None:
         """Forget rooms, members, users, sessions, recorded requests, webhooks and faults."""
         with self.state.lock:
+            self.generation += 1  # requests still waiting out a delay are dropped, not applied
             self.state.reset()
             self._faults.clear()
             self._requests.clear()
