@@ -82,6 +82,7 @@ def through_worker(emu_url: str, n: int, concurrency: int) -> float:
         "PAGECALL_WEBHOOK_URL": "http://127.0.0.1:9/pagecall/webhook/",
         "PYTHONPATH": str(ROOT),
         "CONN_MAX_AGE": "600",
+        "CELERY_DB_REUSE_MAX": "1000",
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", f"--pool={os.environ.get('BENCH_POOL', 'prefork')}",
