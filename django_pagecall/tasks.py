@@ -47,9 +47,8 @@ def _retrying(task: Task[Any, Any], func: Callable[..., None], *args: Any) -> No
             )
             return
         if task.request.is_eager:
-            time.sleep(
-                countdown
-            )  # eager mode (tests) retries at once: keep the countdown's meaning
+            # Eager mode (tests) retries at once; sleeping keeps the countdown's meaning.
+            time.sleep(countdown)
         raise task.retry(exc=exc, countdown=countdown) from exc
 
 
