@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# The demo: starts the bundled Pagecall emulator, then runs the example site's `pagecall_demo`
-# command against it (a room's round trip through the app's client).
-#   bash scripts/demo.sh            # extra arguments go to pagecall_demo
-# Creates .venv (Python 3.11) if missing and installs the project into it. No database server
-# needed: the example site uses SQLite (example_project/db.sqlite3).
+# The demo: the whole django-pagecall flow on this machine, with nothing else to install.
+#   bash scripts/demo.sh            # run the flow once, unattended; exit 0 when every step happened
+#   bash scripts/demo.sh --serve    # run the site at http://127.0.0.1:8000/ until Ctrl-C
+# Extra arguments go to the example site's `manage.py pagecall_demo` (see --help). It starts the
+# bundled Pagecall emulator and a Celery worker process, serves the site (Pagecall's webhooks come
+# to it), creates a room with two members, plays a join and a leave, and prints the session.
+# No server needed: SQLite (example_project/db.sqlite3) and kombu's filesystem broker
+# (example_project/.broker/); Redis instead when REDIS_URL is set. Users: admin, alice and bob,
+# each one's password is their name. Creates .venv (Python 3.11) if missing and installs the
+# project into it.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -20,40 +25,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PY=.venv/bin/python
 
-log "installing django-pagecall into .venv"
-"$PY" -m pip install --quiet -e .
-
-MANAGE=(env PYTHONUNBUFFERED=1 "$PY" example_project/manage.py)
-
-log "migrating the example site's SQLite database"
-"${MANAGE[@]}" migrate --noinput --verbosity 0
-
-export PAGECALL_API_KEY=demo-api-key
-EMULATOR_OUT=$(mktemp)
-log "starting the emulator (python -m django_pagecall.emulator)"
-# --port 0: a free port; the emulator prints "... listening on http://HOST:PORT/v1" when ready.
-"$PY" -u -m django_pagecall.emulator --host 127.0.0.1 --port 0 --api-key "$PAGECALL_API_KEY" \
-    >"$EMULATOR_OUT" &
-EMULATOR_PID=$!
-trap 'kill "$EMULATOR_PID" 2>/dev/null || true; wait "$EMULATOR_PID" 2>/dev/null || true; rm -f "$EMULATOR_OUT"' EXIT
-
-PAGECALL_API_URL=
-for _ in $(seq 1 100); do
-    if line=$(grep -m 1 'listening on' "$EMULATOR_OUT"); then
-        PAGECALL_API_URL=${line##* }
-        break
-    fi
-    if ! kill -0 "$EMULATOR_PID" 2>/dev/null; then
-        break
-    fi
-    sleep 0.1
-done
-if [ -z "$PAGECALL_API_URL" ]; then
-    echo "demo.sh: the emulator did not start:" >&2
-    cat "$EMULATOR_OUT" >&2
-    exit 1
+extras=""
+if [ -n "${REDIS_URL:-}" ]; then
+    extras="[redis]" # the Redis client, for the broker REDIS_URL names
 fi
-export PAGECALL_API_URL
+log "installing django-pagecall$extras into .venv"
+"$PY" -m pip install --quiet -e ".$extras"
 
-log "pagecall_demo (PAGECALL API_URL=$PAGECALL_API_URL)"
-"${MANAGE[@]}" pagecall_demo "$@"
+log "manage.py pagecall_demo $* (migrates the example site's database first)"
+exec env PYTHONUNBUFFERED=1 "$PY" example_project/manage.py pagecall_demo "$@"

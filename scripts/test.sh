@@ -51,6 +51,15 @@ export UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
 log "services"
 bash scripts/services.sh
 
+# The browser tests (tests/test_browser.py) drive Debian's chromium; under CI they fail without it.
+if [ ! -x /usr/bin/chromium ]; then
+    log "installing chromium (Debian) for the browser tests"
+    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } </dev/null; then
+        echo "test.sh: could not install chromium; the browser tests will skip (fail under CI)." >&2
+    fi
+fi
+
 if [ "$FRESH" = 1 ] && [ -d .venv ]; then
     log "removing .venv (--fresh)"
     rm -rf .venv

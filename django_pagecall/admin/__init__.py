@@ -1,4 +1,5 @@
-"""The app's admin: rooms and members (:mod:`.rooms`), session records (:mod:`.sessions`) and
-webhook deliveries (:mod:`.webhooks`). Importing the package registers them all."""
+"""The app's admin: rooms and members (:mod:`.rooms`), Pagecall users (:mod:`.users`), session
+records (:mod:`.sessions`) and webhook deliveries (:mod:`.webhooks`). Importing the package
+registers them all."""
 
-from . import rooms, sessions, webhooks  # noqa: F401  (registers the ModelAdmins)
+from . import rooms, sessions, users, webhooks  # noqa: F401  (registers the ModelAdmins)

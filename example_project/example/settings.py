@@ -1,7 +1,13 @@
-"""Settings of the example site: SQLite, and Pagecall replaced by the emulator.
+"""Settings of the example site: everything runs on this machine with no server to install.
 
-scripts/demo.sh starts the emulator and passes its URL in ``PAGECALL_API_URL``; the other
-``PAGECALL_*`` variables below let the same settings point at a real Pagecall workspace.
+* Database: SQLite (``EXAMPLE_DB``, default ``example_project/db.sqlite3``), in WAL mode with
+  immediate transactions, because the site, the Celery worker and the demo write to it at once.
+* Celery: kombu's filesystem transport under ``example_project/.broker/`` (``EXAMPLE_BROKER_DIR``),
+  so a real worker process runs without a broker server; Redis instead when ``REDIS_URL`` is set.
+* Pagecall: the bundled emulator. ``manage.py pagecall_demo`` starts it and passes its URL to the
+  worker in ``PAGECALL_API_URL``; the other ``PAGECALL_*`` variables below let the same settings
+  point at a real workspace.
+
 Not for production: the secret key and DEBUG are for a local demo only.
 """
 
@@ -18,13 +24,24 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 ROOT_URLCONF = "example.urls"
+WSGI_APPLICATION = "example.wsgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "/static/"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "my-rooms"
+LOGOUT_REDIRECT_URL = "login"
 
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("EXAMPLE_DB", str(BASE_DIR / "db.sqlite3")),
+        "OPTIONS": {
+            # Three processes write here: wait for the lock rather than fail, take it at the
+            # start of a transaction (no deadlock on upgrade), and let readers read while one writes.
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
     }
 }
 
@@ -70,4 +87,49 @@ PAGECALL = {
     "WEBHOOK_URL": os.environ.get(
         "PAGECALL_WEBHOOK_URL", "http://127.0.0.1:8000/pagecall/webhook/"
     ),
+    "APP_URL": os.environ.get("PAGECALL_APP_URL", "https://app.pagecall.com"),
+    "USER_ID_FUNCTION": "example.users.pagecall_user_id",
+}
+
+#: The emulator's base URL (its control API is under /_emulator/), for the emulated meeting page.
+EXAMPLE_EMULATOR_URL = os.environ.get("EXAMPLE_EMULATOR_URL", "")
+
+# -- Celery (read by example/celery.py) --------------------------------------------------------
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+BROKER_DIR = Path(os.environ.get("EXAMPLE_BROKER_DIR", str(BASE_DIR / ".broker")))
+
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+        "visibility_timeout": 3600,
+    }
+else:
+    CELERY_BROKER_URL = "filesystem://"
+    # One folder for messages: producers write where the worker reads.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "store_processed": False,
+        "polling_interval": 0.2,  # kombu's default is 1 s: the demo would feel slow
+    }
+    # The filesystem transport has no broadcast worth using: no remote control, mingle or gossip.
+    CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+    for _folder in ("queue", "processed", "control"):
+        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"django_pagecall": {"handlers": ["console"], "level": "WARNING"}},
 }

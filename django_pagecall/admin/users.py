@@ -1,0 +1,56 @@
+"""Admin for Pagecall users: the workspace users the app registered, read-only, tokens masked.
+
+An access token lets whoever holds it into meetings as that user, so the admin never shows one:
+the list and the detail page show :func:`mask_token` (whether there is one, and its last four
+characters to tell two apart). Rows are made by :func:`django_pagecall.sync.register_user`, never
+by hand. Deleting one is allowed: the app registers the user again (``POST /users``) the next time
+it needs their token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from ..models import PagecallUser
+
+#: A token shorter than this is masked whole: its last four characters would be most of it.
+MIN_LENGTH_TO_HINT = 16
+
+
+def mask_token(token: str) -> str:
+    """``••••••••wxyz`` for a token, ``-`` for none."""
+    if not token:
+        return "-"
+    if len(token) < MIN_LENGTH_TO_HINT:
+        return "••••••••"
+    return "••••••••" + token[-4:]
+
+
+@admin.register(PagecallUser)
+class PagecallUserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["user_id", "name", "masked_token", "registered_at", "updated_at"]
+    search_fields = ["user_id", "name"]
+    date_hierarchy = "registered_at"
+    ordering = ["user_id"]
+    # Listed explicitly: access_token must never be among them.
+    fields = ("user_id", "name", "masked_token", "registered_at", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description=_("access token"))
+    def masked_token(self, user: PagecallUser) -> str:
+        masked = mask_token(user.access_token)
+        return masked if masked == "-" else gettext("%(masked)s (hidden)") % {"masked": masked}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+__all__ = ["PagecallUserAdmin", "mask_token"]

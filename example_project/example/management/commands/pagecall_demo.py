@@ -1,0 +1,322 @@
+"""``manage.py pagecall_demo``: the whole django-pagecall flow, on this machine, with no one at it.
+
+It starts the Pagecall emulator (a process), serves this site in a thread (Pagecall's webhooks
+come to it), and starts a real Celery worker process on the site's broker (kombu's filesystem
+transport, or Redis with ``REDIS_URL``). Then: a private room with two members is saved, the
+worker creates it on Pagecall, Alice logs in and gets her join link from "my rooms", she joins
+and leaves through the emulator's control API, the webhooks make a session, and the session is
+printed. It exits 0 only when every step happened, and non-zero with the step and the reason
+(with the worker's or emulator's log when one of them is at fault) otherwise; every wait is
+bounded by ``--timeout``.
+
+``--serve`` starts the same emulator and worker and then runs the site with ``runserver`` until
+Ctrl-C, with a room for Alice and Bob ready: log in, press Join, and the emulated meeting page
+lets you enter and leave the meeting while the admin shows the session.
+
+The emulator keeps everything in memory, so when the command starts one it first removes the
+rooms and Pagecall users of earlier runs (they are not on the new emulator). ``--api-url`` uses
+an emulator already running instead and removes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.test.utils import override_settings
+from django.utils import timezone
+
+from django_pagecall.admin.sessions import format_duration
+from django_pagecall.admin.users import mask_token
+from django_pagecall.models import (
+    Member,
+    PagecallUser,
+    Room,
+    Session,
+    SyncState,
+    WebhookDelivery,
+)
+from django_pagecall.sync import user_id_for
+from example.demo import (
+    ChildProcess,
+    DemoError,
+    SiteServer,
+    child_env,
+    start_emulator,
+    start_worker,
+    wait_until,
+)
+
+STEPS = {"flow": 8, "serve": 5}
+HTTP_TIMEOUT = 10  # seconds, for each call to the emulator's control API or the site
+PEOPLE = [("admin", "Admin", True), ("alice", "Alice", False), ("bob", "Bob", False)]
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole flow against the bundled emulator, with a real Celery worker: create a "
+        "room with two members, see it synced, play a join and a leave, print the session. "
+        "--serve runs the site interactively instead."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--serve", action="store_true", help="run the site (runserver) until Ctrl-C"
+        )
+        parser.add_argument(
+            "--port", type=int, help="the site's port (default: any free port; 8000 with --serve)"
+        )
+        parser.add_argument(
+            "--emulator-port",
+            type=int,
+            help="the emulator's port (default: any free port; 8790 with --serve)",
+        )
+        parser.add_argument(
+            "--api-url", help="use the emulator already running at this API URL (…/v1)"
+        )
+        parser.add_argument(
+            "--timeout", type=float, default=30.0, help="seconds each wait may take (default 30)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.timeout = float(options["timeout"])
+        self.step_no = 0
+        self.steps = STEPS["serve" if options["serve"] else "flow"]
+        call_command("migrate", interactive=False, verbosity=0)
+        try:
+            with contextlib.ExitStack() as stack:
+                self.run(stack, options)
+        except DemoError as exc:
+            raise CommandError(f"step {self.step_no}/{self.steps} failed: {exc}") from exc
+
+    # -- output -------------------------------------------------------------------------------
+
+    def step(self, text: str) -> None:
+        self.step_no += 1
+        self.stdout.write(self.style.MIGRATE_HEADING(f"[{self.step_no}/{self.steps}] ") + text)
+
+    def detail(self, text: str) -> None:
+        self.stdout.write(f"      {text}")
+
+    # -- the parts ----------------------------------------------------------------------------
+
+    def run(self, stack: contextlib.ExitStack, options: dict[str, Any]) -> None:
+        serve = bool(options["serve"])
+        logs = Path(settings.BROKER_DIR) / "logs"
+        api_key = settings.PAGECALL["API_KEY"]
+
+        self.step("the Pagecall emulator")
+        if options["api_url"]:
+            api_url = str(options["api_url"]).rstrip("/")
+            self.detail(f"using the one at {api_url}")
+        else:
+            port = options["emulator_port"] if options["emulator_port"] is not None else 0
+            if serve and options["emulator_port"] is None:
+                port = 8790
+            emulator, api_url = start_emulator(api_key, port, logs / "emulator.log", self.timeout)
+            stack.callback(emulator.stop)
+            self.detail(f"started: {api_url} (pid {emulator.pid})")
+            self.forget_earlier_runs()
+        self.emulator_base = api_url.removesuffix("/v1")
+
+        self.step("the site")
+        if serve:
+            site_url = f"http://127.0.0.1:{options['port'] or 8000}"
+        else:
+            site = SiteServer(options["port"] or 0).start()
+            stack.callback(site.stop)
+            site_url = site.url
+        webhook_url = f"{site_url}/pagecall/webhook/"
+        pagecall = {**settings.PAGECALL, "API_URL": api_url, "WEBHOOK_URL": webhook_url}
+        extra: dict[str, Any] = {}
+        if serve:  # no meeting app in the emulator: the site's stand-in page plays it
+            pagecall["APP_URL"] = f"{site_url}/emulated-pagecall"
+            extra["EXAMPLE_EMULATOR_URL"] = self.emulator_base
+        stack.enter_context(override_settings(PAGECALL=pagecall, **extra))
+        self.detail(f"{site_url}/ (Pagecall's webhooks: {webhook_url})")
+
+        self.step("a Celery worker")
+        worker_env = child_env(
+            PAGECALL_API_URL=api_url,
+            PAGECALL_API_KEY=api_key,
+            PAGECALL_WEBHOOK_URL=webhook_url,
+            EXAMPLE_DB=str(settings.DATABASES["default"]["NAME"]),
+            EXAMPLE_BROKER_DIR=str(settings.BROKER_DIR),
+        )
+        self.worker: ChildProcess = start_worker(worker_env, logs / "worker.log", self.timeout)
+        stack.callback(self.worker.stop)
+        self.detail(f"pid {self.worker.pid}, broker {self.broker_label()}")
+
+        people = self.ensure_people()
+        if serve:
+            self.serve(site_url, people)
+            return
+        room = self.create_room(people)
+        self.log_in_and_get_the_link(site_url, room, people["alice"])
+        session = self.join_and_leave(room, user_id_for(people["alice"]))
+        self.step("the session")
+        self.stdout.write(
+            f"session {session.session_id}: {session.user_id} in “{room.name}” "
+            f"(Pagecall room {room.pagecall_id}) joined {session.joined_at:%Y-%m-%d %H:%M:%S.%f} "
+            f"UTC, left {session.left_at:%Y-%m-%d %H:%M:%S.%f} UTC, "
+            f"{format_duration(session.duration)} in the meeting"
+        )
+        self.stdout.write(self.style.SUCCESS("demo: every step happened."))
+
+    def broker_label(self) -> str:
+        if str(settings.CELERY_BROKER_URL).startswith("filesystem"):
+            return f"filesystem:// in {settings.BROKER_DIR}"
+        return "Redis (REDIS_URL)"
+
+    def forget_earlier_runs(self) -> None:
+        rooms = Room.objects.count()
+        with transaction.atomic():
+            WebhookDelivery.objects.all().delete()
+            Room.objects.all().delete()  # members and sessions go with them
+            PagecallUser.objects.all().delete()  # their tokens were the old emulator's
+        if rooms:
+            self.detail(f"removed {rooms} room(s) of earlier runs: a new emulator has none")
+
+    def ensure_people(self) -> dict[str, Any]:
+        """admin (a superuser), alice and bob; each one's password is their name."""
+        users = {}
+        model = get_user_model()
+        for username, first_name, is_admin in PEOPLE:
+            user = model.objects.filter(username=username).first()
+            if user is None:
+                user = model.objects.create_user(
+                    username=username,
+                    password=username,
+                    first_name=first_name,
+                    is_staff=is_admin,
+                    is_superuser=is_admin,
+                )
+            users[username] = user
+        return users
+
+    def create_room(self, people: dict[str, Any]) -> Room:
+        self.step("a private room with Alice (host) and Bob (guest), saved in one transaction")
+        with transaction.atomic():
+            room = Room.objects.create(
+                name=f"Demo {timezone.now():%H:%M:%S}", type="private", record=True
+            )
+            Member.objects.create(room=room, site_user=people["alice"], type="host", name="Alice")
+            Member.objects.create(room=room, site_user=people["bob"], type="guest", name="Bob")
+        self.detail(f"room {room.pk} “{room.name}” saved: {room.sync_state}")
+
+        def settled() -> bool:
+            self.worker.check_alive()
+            room.refresh_from_db()
+            return room.sync_state in (SyncState.SYNCED, SyncState.FAILED)
+
+        wait_until(settled, self.timeout, "the worker creating the room", self.worker.tail)
+        if room.sync_state != SyncState.SYNCED:
+            raise DemoError(f"Pagecall refused the room: {room.sync_error}")
+        state = self.control("GET", "state")
+        on_pagecall = sorted(
+            m.get("user_id", "?") for m in state["members"] if m["room_id"] == room.pagecall_id
+        )
+        if on_pagecall != ["alice", "bob"]:
+            raise DemoError(f"the room's members on Pagecall are {on_pagecall}, not alice and bob")
+        self.detail(
+            f"synced by the worker: Pagecall room {room.pagecall_id}, members "
+            + ", ".join(on_pagecall)
+        )
+        return room
+
+    def log_in_and_get_the_link(self, site_url: str, room: Room, alice: Any) -> None:
+        self.step("Alice logs in; her “my rooms” page has a Join link")
+        with requests.Session() as browser:
+            login = f"{site_url}/accounts/login/"
+            browser.get(login, timeout=HTTP_TIMEOUT).raise_for_status()
+            browser.post(
+                login,
+                {
+                    "username": "alice",
+                    "password": "alice",
+                    "csrfmiddlewaretoken": browser.cookies.get("csrftoken", ""),
+                },
+                timeout=HTTP_TIMEOUT,
+            ).raise_for_status()
+            page = browser.get(f"{site_url}/", timeout=HTTP_TIMEOUT)
+            join_path = f"/rooms/{room.pk}/join/"
+            if room.name not in page.text or join_path not in page.text:
+                raise DemoError("“my rooms” does not list the room with its Join link")
+            join = browser.get(site_url + join_path, allow_redirects=False, timeout=HTTP_TIMEOUT)
+        link = join.headers.get("Location", "")
+        token = PagecallUser.objects.get(user_id=user_id_for(alice)).access_token
+        if join.status_code != 302 or f"room_id={room.pagecall_id}" not in link or not token:
+            raise DemoError(f"the Join link is not a link into the room: {join.status_code} {link}")
+        # Printed masked: the token lets whoever holds it in as Alice.
+        self.detail(f"Join → {link.replace(token, mask_token(token))}")
+
+    def join_and_leave(self, room: Room, user_id: str) -> Session:
+        self.step(f"{user_id} joins through the emulator; its webhook reaches the site")
+        joined = self.control("POST", f"rooms/{room.pagecall_id}/join", user_id=user_id)
+        self.check_delivery(joined, "sessionJoined")
+        session_id = joined["session"]["id"]
+        session = wait_until(
+            lambda: Session.objects.filter(session_id=session_id, joined_at__isnull=False).first(),
+            self.timeout,
+            "the session being recorded",
+        )
+        self.detail(f"session {session_id} recorded, online: {session.is_online}")
+        time.sleep(1)  # a second in the meeting, so the printed duration is not zero
+
+        self.step(f"{user_id} leaves")
+        left = self.control("POST", f"rooms/{room.pagecall_id}/sessions/{session_id}/leave")
+        self.check_delivery(left, "sessionLeft")
+        return wait_until(
+            lambda: Session.objects.filter(session_id=session_id, left_at__isnull=False).first(),
+            self.timeout,
+            "the session's end being recorded",
+        )
+
+    def check_delivery(self, result: dict[str, Any], action: str) -> None:
+        delivery = result.get("delivery") or {}
+        if delivery.get("status") != 200:
+            raise DemoError(
+                f"the {action} webhook was not accepted: status {delivery.get('status')}, "
+                f"error {delivery.get('error')}"
+            )
+        self.detail(f"{action} webhook → {delivery['url']}: {delivery['status']}")
+
+    def control(self, method: str, path: str, **body: Any) -> Any:
+        url = f"{self.emulator_base}/_emulator/{path}"
+        try:
+            response = requests.request(method, url, json=body or None, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise DemoError(f"the emulator's control API did not answer {url}: {exc}") from exc
+        if response.status_code != 200:
+            raise DemoError(f"{method} {url}: {response.status_code} {response.text}")
+        return response.json()
+
+    # -- --serve --------------------------------------------------------------------------------
+
+    def serve(self, site_url: str, people: dict[str, Any]) -> None:
+        self.step("a room for Alice and Bob")
+        if not Room.objects.filter(members__site_user=people["alice"]).exists():
+            with transaction.atomic():
+                room = Room.objects.create(name="Alice and Bob's room", type="private")
+                Member.objects.create(room=room, site_user=people["alice"], type="host")
+                Member.objects.create(room=room, site_user=people["bob"])
+        self.step("the site, until Ctrl-C")
+        for line in (
+            f"site:     {site_url}/  (log in as alice/alice or bob/bob, then Join)",
+            f"admin:    {site_url}/admin/  (admin/admin)",
+            f"emulator: {self.emulator_base}/_emulator/state",
+            f"worker:   {self.worker.log_path}",
+        ):
+            self.detail(line)
+        port = site_url.rsplit(":", 1)[-1]
+        # Ctrl-C ends the demo; the ExitStack then stops the worker and the emulator.
+        with contextlib.suppress(KeyboardInterrupt):
+            call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)

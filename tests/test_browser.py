@@ -1,0 +1,257 @@
+"""In a real browser (Debian's chromium, driven by Playwright): the admin and the example site.
+
+* The admin: a staff member logs in, creates a room with two members on the add page, reloads
+  the change page until a real Celery worker (a thread, Redis broker, PostgreSQL) has synced it,
+  a participant joins through the emulator (whose webhook goes to the live server), the session
+  shows under the room and in the list, and the room is terminated through the confirmation page.
+* The example site, as ``manage.py pagecall_demo --serve`` runs it (its own emulator, worker
+  process, SQLite and filesystem broker): Alice logs in, joins from "my rooms", enters the
+  emulated meeting, and the admin shows her online.
+
+Screenshots go to ``test-artifacts/screenshots/``. Without /usr/bin/chromium (or Playwright)
+these tests skip, except under CI (``CI`` set), where that is a failure: ``scripts/test.sh``
+installs chromium.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.db import connections
+
+from django_pagecall.emulator import Emulator
+from django_pagecall.models import Room, Session
+from tests.conftest import free_port, wait_for
+from tests.test_demo import MANAGE, demo_env
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.browser
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this fails: scripts/test.sh installs chromium)")
+    pytest.skip(reason)
+
+
+class Browser:
+    """A page of a fresh chromium profile, and numbered screenshots of it."""
+
+    def __init__(self, page: Any, name: str) -> None:
+        self.page = page
+        self.name = name
+        self.count = 0
+
+    def shot(self, label: str) -> Path:
+        self.count += 1
+        path = SCREENSHOTS / f"{self.name}-{self.count:02d}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def reload_until(self, selector: str, text: str, timeout: float = 30) -> None:
+        """Reload until ``selector``'s text is ``text``, as a person waiting for a change would."""
+
+        def shows() -> bool:
+            self.page.reload()
+            found = self.page.locator(selector)
+            return found.count() > 0 and found.first.inner_text().strip() == text
+
+        wait_for(shows, timeout=timeout, interval=0.5)
+
+    def log_in(self, url: str, username: str, password: str) -> None:
+        self.page.goto(url)
+        self.page.fill("#id_username", username)
+        self.page.fill("#id_password", password)
+        self.page.locator("form [type=submit]").first.click()
+        self.page.wait_for_load_state()
+
+
+@pytest.fixture
+def browser(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright is not installed: pip install -e '.[test]'")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
+    # meanwhile are ordinary blocking calls, which Django would otherwise refuse.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 900},
+        )
+        context.set_default_timeout(15_000)
+        try:
+            page = context.pages[0] if context.pages else context.new_page()
+            yield Browser(page, request.node.name.removeprefix("test_"))
+        finally:
+            context.close()
+            # Inside sync_playwright() the contextvars context differs, so the test's queries
+            # ran on a connection of their own that pytest-django's teardown does not see:
+            # close it here, or it would keep the test database from being dropped.
+            connections.close_all()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("celery_worker_thread")
+def test_admin_create_a_room_see_it_synced_and_someone_join(
+    browser: Browser, live_server: Any, pagecall_emulator: Emulator, settings: Any, admin_user: Any
+) -> None:
+    # Pagecall's webhooks for rooms created now go to the live server.
+    settings.PAGECALL = {**settings.PAGECALL, "WEBHOOK_URL": f"{live_server.url}/pagecall/webhook/"}
+    page = browser.page
+    browser.log_in(f"{live_server.url}/admin/login/?next=/admin/", "admin", "password")
+    assert page.locator("#site-name").is_visible()
+    assert page.get_by_role("link", name="Rooms").is_visible()
+    browser.shot("admin-index")
+
+    page.goto(f"{live_server.url}/admin/django_pagecall/room/add/")
+    page.fill("#id_name", "Browser standup")
+    page.select_option("#id_type", "public")
+    for i, (user_id, name, kind) in enumerate(
+        [("alice", "Alice", "host"), ("bob", "Bob", "guest")]
+    ):
+        page.fill(f"#id_members-{i}-user_id", user_id)
+        page.fill(f"#id_members-{i}-name", name)
+        page.select_option(f"#id_members-{i}-type", kind)
+    browser.shot("add-room")
+    page.click("input[name=_continue]")
+    page.wait_for_load_state()
+    assert "was added successfully" in page.locator(".messagelist").inner_text()
+
+    browser.reload_until(".field-state .pagecall-badge", "synced")
+    pagecall_id = page.locator(".field-pagecall_id .readonly").inner_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{24}", pagecall_id)
+    assert pagecall_id in pagecall_emulator.rooms
+    members = page.locator("#members-group")
+    assert members.get_by_text("synced").count() == 2  # both members went with the room
+    assert members.get_by_role("link", name="join").count() == 2
+    browser.shot("synced")
+
+    joined = pagecall_emulator.join(pagecall_id, user_id="alice")
+    assert joined["delivery"]["status"] == 200, joined["delivery"]
+    session_id = joined["session"]["id"]
+    page.reload()
+    sessions = page.locator("#sessions-group")
+    assert sessions.get_by_text(session_id).is_visible()
+    assert sessions.locator("td.field-user_id").first.inner_text().strip() == "alice"
+    browser.shot("session-under-room")
+
+    page.goto(f"{live_server.url}/admin/django_pagecall/room/")
+    row = page.locator("#result_list tbody tr", has_text="Browser standup")
+    assert row.locator("td.field-online_now").inner_text().strip() == "1: alice"
+    browser.shot("room-list-online")
+
+    # Terminate it: the action asks first, then the worker ends it on Pagecall, which ends the
+    # session (a sessionLeft webhook to the live server).
+    row.locator("input.action-select").check()
+    page.select_option("select[name=action]", "terminate_rooms")
+    page.click("button[name=index]")
+    page.wait_for_load_state()
+    assert "Are you sure you want to terminate the selected room?" in page.content()
+    browser.shot("terminate-confirmation")
+    page.click("input[type=submit][value='Yes, terminate them']")
+    page.wait_for_load_state()
+    assert "1 room is being terminated." in page.locator(".messagelist").inner_text()
+    room = Room.objects.get(pagecall_id=pagecall_id)
+    wait_for(lambda: Room.objects.get(pk=room.pk).is_terminated)
+    wait_for(lambda: Session.objects.get(session_id=session_id).left_at is not None)
+    page.goto(f"{live_server.url}/admin/django_pagecall/room/{room.pk}/change/")
+    assert page.locator(".field-terminated img").get_attribute("alt") == "True"
+    browser.shot("terminated")
+
+
+@contextlib.contextmanager
+def serving_demo(tmp_path: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+    """``pagecall_demo --serve`` as a process, stopped with Ctrl-C (SIGINT) as a person would."""
+    log = (tmp_path / "serve.log").open("w")
+    argv = [sys.executable, str(MANAGE), "pagecall_demo", "--serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*argv, "--emulator-port", "0"],
+        cwd=ROOT,
+        env=demo_env(tmp_path),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def test_example_site_join_from_my_rooms_in_the_emulated_meeting(
+    browser: Browser, tmp_path: Path
+) -> None:
+    port = free_port()
+    site = f"http://127.0.0.1:{port}"
+    with serving_demo(tmp_path, port) as process:
+        wait_for(lambda: answers(f"{site}/accounts/login/") or process.poll() is not None, 60)
+        assert process.poll() is None, (tmp_path / "serve.log").read_text()
+        page = browser.page
+        browser.log_in(f"{site}/accounts/login/", "alice", "alice")
+        assert page.locator("h1").inner_text() == "My rooms"
+        browser.reload_until(".room .join", "Join")  # once the worker has created the room
+        assert page.locator(".room h2").inner_text() == "Alice and Bob's room"
+        browser.shot("my-rooms")
+
+        page.click(".room .join")
+        page.wait_for_load_state()
+        assert page.url.startswith(f"{site}/emulated-pagecall/meet?room_id=")
+        assert "You are alice." in page.locator("main").inner_text()
+        page.get_by_role("button", name="Enter the meeting").click()
+        page.wait_for_load_state()
+        assert "In the meeting since" in page.locator("main").inner_text()
+        browser.shot("in-the-meeting")
+
+        page.goto(f"{site}/")
+        assert "1 online now" in page.locator(".room").inner_text()
+        page.get_by_role("button", name="Log out").click()
+        browser.log_in(f"{site}/admin/login/?next=/admin/django_pagecall/room/", "admin", "admin")
+        row = page.locator("#result_list tbody tr", has_text="Alice and Bob's room")
+        assert row.locator("td.field-online_now").inner_text().strip() == "1: alice"
+        browser.shot("admin-sees-alice")
+    assert process.returncode is not None

@@ -1,0 +1,84 @@
+"""The example project's demo, end to end: ``manage.py pagecall_demo`` as a user runs it.
+
+It runs in subprocesses with the example site's own settings (SQLite, the filesystem broker, the
+emulator and a Celery worker process it starts itself), on a database and a broker folder of the
+test's own, so it needs neither PostgreSQL nor Redis. About 10 s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MANAGE = ROOT / "example_project" / "manage.py"
+
+pytestmark = pytest.mark.demo
+
+
+def demo_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        # The suite's own settings must not leak in: the demo is the example site, alone.
+        if not k.startswith(("PAGECALL_", "CELERY_", "DJANGO_", "EXAMPLE_")) and k != "REDIS_URL"
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="example.settings",
+        EXAMPLE_DB=str(tmp_path / "db.sqlite3"),
+        EXAMPLE_BROKER_DIR=str(tmp_path / "broker"),
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+def run_demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(MANAGE), "pagecall_demo", "--timeout", "20", *args],
+        cwd=ROOT,
+        env=demo_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_the_demo_runs_every_step_and_prints_the_session(tmp_path: Path) -> None:
+    result = run_demo(tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "synced by the worker: Pagecall room" in result.stdout
+    assert "members alice, bob" in result.stdout
+    assert "sessionJoined webhook → http://127.0.0.1:" in result.stdout
+    assert "sessionLeft webhook → http://127.0.0.1:" in result.stdout
+    session = re.search(
+        r"^session ([0-9a-f]{24}): alice in “Demo [0-9:]+” \(Pagecall room ([0-9a-f]{24})\) "
+        r"joined \S+ \S+ UTC, left \S+ \S+ UTC, \d+:\d\d:\d\d in the meeting$",
+        result.stdout,
+        re.MULTILINE,
+    )
+    assert session, result.stdout
+    assert result.stdout.rstrip().endswith("demo: every step happened.")
+    # The join link is printed with its access token masked.
+    assert re.search(r"access_token=•+\w{4}\n", result.stdout), result.stdout
+    # The worker was a real process on the filesystem broker.
+    assert "filesystem:// in" in result.stdout
+    worker_log = (tmp_path / "broker" / "logs" / "worker.log").read_text()
+    assert "django_pagecall.tasks.create_room" in worker_log
+
+
+def test_the_demo_fails_clearly_when_pagecall_is_unreachable(tmp_path: Path) -> None:
+    # Nothing listens on port 9: the worker cannot create the room, and the demo says so.
+    result = run_demo(tmp_path, "--api-url", "http://127.0.0.1:9/v1", "--timeout", "3")
+    assert result.returncode == 1
+    assert "step 4/8 failed: the worker creating the room did not happen within 3 s." in (
+        result.stderr
+    )
+    assert "Celery worker's log" in result.stderr
+    assert "demo: every step happened." not in result.stdout
