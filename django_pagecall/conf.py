@@ -99,6 +99,14 @@ KEYS: Final[tuple[Key, ...]] = (
         65536,
         "Largest webhook body accepted, in bytes; a larger one is answered 413 without being read.",
     ),
+    Key(
+        "WEBHOOK_AUTH_FAILURES_PER_MINUTE",
+        60,
+        "Webhook requests refused for their credentials that one remote address may get answered "
+        "401 in a clock minute; past that they get 429 and are no longer logged. Counted in "
+        "Django's default cache; deliveries with valid credentials are never counted nor refused. "
+        "0: no limit.",
+    ),
 )
 
 _BY_NAME: Final = {k.name: k for k in KEYS}
@@ -157,6 +165,7 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
         lambda v: _non_negative_int(v) and v > 0,
         "a whole number of bytes >= 1",
     ),
+    "WEBHOOK_AUTH_FAILURES_PER_MINUTE": (_non_negative_int, "a whole number >= 0"),
 }
 
 

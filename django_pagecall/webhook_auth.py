@@ -49,7 +49,8 @@ def authenticated_room_pk(headers: Mapping[str, str]) -> int | None:
     """
     raw_pk = headers.get(ROOM_HEADER, "")
     secret = headers.get(SECRET_HEADER, "")
-    if not raw_pk.isdigit() or len(raw_pk) > 19 or not secret:
+    # isascii(): str.isdigit() is also true of "²", which int() refuses, and of other scripts' digits.
+    if not (raw_pk.isascii() and raw_pk.isdigit()) or len(raw_pk) > 19 or not secret:
         return None
     room_pk = int(raw_pk)
     matched = False

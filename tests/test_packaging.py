@@ -50,6 +50,7 @@ IGNORED = shutil.ignore_patterns(
 DATA_GLOBS = [
     "py.typed",
     "emulator/*.json",
+    "webhooks/*.json",
     "migrations/*",
     "templates/**/*",
     "static/**/*",
@@ -136,7 +137,12 @@ def test_wheel_carries_every_module(wheel_names: set[str]) -> None:
 
 def test_wheel_carries_the_data_files(wheel_names: set[str]) -> None:
     data = package_files(*DATA_GLOBS)
-    assert {"django_pagecall/py.typed", "django_pagecall/emulator/openapi3.json"} <= data
+    assert {
+        "django_pagecall/py.typed",
+        "django_pagecall/emulator/openapi3.json",
+        "django_pagecall/webhooks/openapi.json",
+        "django_pagecall/templates/admin/django_pagecall/room/terminate_confirmation.html",
+    } <= data
     assert data - wheel_names == set()
 
 

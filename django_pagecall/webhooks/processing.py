@@ -47,6 +47,8 @@ MASK: Final = "********"
 # Header names that may carry credentials (Django's own list for settings, plus cookies).
 _SECRET_NAME: Final = re.compile(r"API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE", re.IGNORECASE)
 _MAX_ERROR: Final = 2000
+_TEXT_FIELDS: Final = frozenset({"error", "traceback"})
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 #: A delivery still ``received`` after this long was abandoned by a process that died.
 STALE_AFTER: Final = timedelta(minutes=1)
 
@@ -60,7 +62,20 @@ class Outcome:
 
 
 def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    return {str(k): MASK if _SECRET_NAME.search(str(k)) else str(v) for k, v in headers.items()}
+    return {
+        db_text(str(k)): MASK if _SECRET_NAME.search(str(k)) else db_text(str(v))
+        for k, v in headers.items()
+    }
+
+
+def db_text(value: str) -> str:
+    """``value`` as the database can store it, unstorable characters shown as U+FFFD.
+
+    PostgreSQL's text and jsonb refuse NUL, and no UTF-8 database takes a lone
+    surrogate; a body or an error message quoting one (a stray byte, a
+    ``\\u0000`` or ``\\ud800`` escape in a field) would otherwise fail the insert.
+    """
+    return _UNSTORABLE.sub("\ufffd", value)
 
 
 def _store(
@@ -78,9 +93,9 @@ def _store(
         session_id=event.session_id if event else "",
         event_at=event.timestamp if event else None,
         headers=masked_headers(headers),
-        body=raw.decode("utf-8", errors="replace"),
+        body=db_text(raw.decode("utf-8", errors="replace")),
         remote_addr=remote_addr or None,
-        **fields,
+        **{k: db_text(v) if k in _TEXT_FIELDS else v for k, v in fields.items()},
     )
     insert_delivery(delivery, using)
     return delivery
@@ -226,6 +241,7 @@ def _record_failure(delivery: WebhookDelivery, exc: BaseException, using: str) -
 
 
 def _mark(delivery: WebhookDelivery, using: str, *, replay: bool = False, **fields: Any) -> None:
+    fields = {k: db_text(v) if k in _TEXT_FIELDS else v for k, v in fields.items()}
     extra: dict[str, Any] = {"attempts": F("attempts") + 1} if replay else {}
     WebhookDelivery.objects.using(using).filter(pk=delivery.pk).update(**fields, **extra)
     for name, value in fields.items():

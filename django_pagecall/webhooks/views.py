@@ -1,9 +1,11 @@
 """The webhook endpoint (``pagecall:webhook``): a DRF view that authenticates Pagecall and hands over.
 
 Owns the HTTP side only: credentials (:class:`PagecallWebhookAuthentication`,
-over :mod:`django_pagecall.webhook_auth`), the body size limit, and mapping
-:class:`~.processing.Outcome` to a JSON response. Everything about storing
-and applying a delivery is in :mod:`.processing`.
+over :mod:`django_pagecall.webhook_auth`), the body size limit, the bound on
+failed authentications (:class:`FailedAuthLimiter`), mapping
+:class:`~.processing.Outcome` to a JSON response, and the endpoint's OpenAPI
+description (:func:`openapi_document`, ``pagecall:webhook-openapi``).
+Everything about storing and applying a delivery is in :mod:`.processing`.
 
 Everything the host's ``REST_FRAMEWORK`` settings could change about this
 view is pinned here (authentication, permissions, throttles, renderer,
@@ -16,12 +18,20 @@ leave a stored delivery behind.
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
+import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from functools import cache
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any, Final, cast
 
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import connections, router, transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, JsonResponse
+from django.urls import reverse
+from django.views.decorators.http import require_safe
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.negotiation import BaseContentNegotiation
@@ -54,11 +64,7 @@ class PagecallWebhookAuthentication(BaseAuthentication):
             return None  # no credentials at all: the permission check answers 401
         room_pk = authenticated_room_pk(headers)
         if room_pk is None:
-            logger.warning(
-                "Webhook refused: invalid credentials (room header %r) from %s",
-                headers.get(ROOM_HEADER, "")[:32],
-                request.META.get("REMOTE_ADDR"),
-            )
+            # Logged by the view once the limiter has counted it (see WebhookView.handle_exception).
             raise exceptions.AuthenticationFailed("Invalid webhook credentials.")
         user_factory = cast(Callable[[], Any] | None, api_settings.UNAUTHENTICATED_USER)
         return (user_factory() if user_factory else None), room_pk
@@ -85,6 +91,53 @@ class JSONOnly(BaseContentNegotiation):
         return renderer, renderer.media_type
 
 
+class TooManyFailedAuthentications(exceptions.Throttled):
+    default_detail = "Too many failed authentications from this address."
+    default_code = "too_many_failed_authentications"
+
+
+class FailedAuthLimiter:
+    """At most ``PAGECALL["WEBHOOK_AUTH_FAILURES_PER_MINUTE"]`` refusals for credentials per remote
+    address and clock minute, counted in Django's default cache.
+
+    Only a request that already failed authentication reaches it, so a genuine
+    delivery costs no cache access and is never refused: Pagecall does not
+    retry, and a 429 to it would lose a session. What the limit bounds is
+    what failures cost the site: log lines, and the work of answering them.
+    A cache that fails is logged and ignored (the refusal stays a 401).
+    """
+
+    key_prefix: Final = "django_pagecall:webhook:auth-failures"
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+
+    def record_failure(self, remote_addr: str | None) -> tuple[int, int, int]:
+        """Count one failure; returns (failures this minute, the limit, seconds left in it)."""
+        from ..conf import pagecall_settings
+
+        limit = int(pagecall_settings.WEBHOOK_AUTH_FAILURES_PER_MINUTE)
+        now = self.clock()
+        window = int(now // 60)
+        left = 60 - int(now % 60)
+        if limit == 0:
+            return 0, 0, left
+        key = f"{self.key_prefix}:{remote_addr or 'unknown'}:{window}"
+        cache_ = caches[DEFAULT_CACHE_ALIAS]
+        try:
+            try:
+                count = cache_.incr(key)
+            except ValueError:  # the first failure of the window (or the key was evicted)
+                count = 1 if cache_.add(key, 1, timeout=120) else cache_.incr(key)
+        except Exception:
+            logger.warning("Webhook: counting a failed authentication failed", exc_info=True)
+            return 0, limit, left
+        return count, limit, left
+
+
+failed_auth_limiter = FailedAuthLimiter()
+
+
 def webhook_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with the error code beside the message; anything else is re-raised by DRF."""
     response = drf_exception_handler(exc, context)
@@ -93,11 +146,17 @@ def webhook_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return response
 
 
+class ASCIIJSONRenderer(JSONRenderer):
+    # A 400 quotes the offending value back; a lone surrogate in it ("\ud800" in the body) has no
+    # UTF-8 encoding and would fail the response, while escaped it is valid JSON.
+    ensure_ascii = True
+
+
 class WebhookView(APIView):
     authentication_classes = [PagecallWebhookAuthentication]
     permission_classes = [IsPagecallRoom]
     throttle_classes: list[Any] = []
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [ASCIIJSONRenderer]
     parser_classes: list[Any] = []  # the body is read raw: its size is checked before it is read
     content_negotiation_class = JSONOnly
     versioning_class = None
@@ -111,6 +170,38 @@ class WebhookView(APIView):
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Response | None]:
         return webhook_exception_handler
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            exc = self._count_failed_authentication(exc)
+        response = super().handle_exception(exc)
+        if isinstance(exc, TooManyFailedAuthentications):
+            # Django's request logger would write a line per 429 (django.utils.log.log_response
+            # skips a response marked so): the limit is also on what failures cost in logs.
+            setattr(response, "_has_been_logged", True)  # noqa: B010
+        return response
+
+    def _count_failed_authentication(self, exc: exceptions.APIException) -> exceptions.APIException:
+        """The refusal to answer: the same one, or 429 once the address is over its limit."""
+        remote_addr = self.request._request.META.get("REMOTE_ADDR")
+        count, limit, left = failed_auth_limiter.record_failure(remote_addr)
+        if limit and count > limit:
+            if count == limit + 1:  # one line per address and minute, however many follow
+                logger.warning(
+                    "Webhook: more than %s failed authentications this minute from %s; "
+                    "refusing with 429 (and logging no more) for %ss",
+                    limit,
+                    remote_addr,
+                    left,
+                )
+            return TooManyFailedAuthentications(wait=left)
+        if isinstance(exc, exceptions.AuthenticationFailed):
+            logger.warning(
+                "Webhook refused: invalid credentials (room header %r) from %s",
+                self.request.headers.get(ROOM_HEADER, "")[:32],
+                remote_addr,
+            )
+        return exc
 
     def post(self, request: Request) -> Response:
         room_pk = request.auth
@@ -130,3 +221,21 @@ class WebhookView(APIView):
             raw = django_request.body
             outcome = processing.receive(room_pk, raw, headers, remote_addr, using)
         return Response(outcome.body, status=outcome.status)
+
+
+@cache
+def _openapi_template() -> dict[str, Any]:
+    text = files("django_pagecall.webhooks").joinpath("openapi.json").read_text(encoding="utf-8")
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+@require_safe
+def openapi_document(request: HttpRequest) -> JsonResponse:
+    """The OpenAPI description of the webhook endpoint (``webhooks/openapi.json``), with its
+    server set to where this site mounts the app, as a path: no Host header is trusted."""
+    document = copy.deepcopy(_openapi_template())
+    namespace = request.resolver_match.namespace if request.resolver_match else "pagecall"
+    webhook = reverse(f"{namespace}:webhook" if namespace else "webhook")
+    document["servers"] = [{"url": webhook.removesuffix("webhook/").rstrip("/") or "/"}]
+    return JsonResponse(document, json_dumps_params={"indent": 2})

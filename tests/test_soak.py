@@ -1,0 +1,41 @@
+"""A short run of the soak test (``benchmarks/soak.py``): load and every kind of fault for 15 s,
+then the checks that nothing was lost, nothing created twice and every session recorded right.
+
+The full run (2 minutes by default) is not part of the suite: ``python -m benchmarks.soak``.
+This one takes about 25 s, in a subprocess with a PostgreSQL database, a redis-server and
+Celery workers of its own; deselect it with ``-m "not soak"``. The soak prints its figures;
+they are shown here when it fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.soak, pytest.mark.integration, pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parents[1]
+SOAK = ROOT / "benchmarks" / "soak.py"
+
+
+def test_a_short_soak_loses_nothing() -> None:
+    if not SOAK.is_file():
+        pytest.skip("benchmarks/ is not in the sdist")
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    database = f"pagecall_soak_smoke_py{sys.version_info.major}{sys.version_info.minor}"
+    # Every kind of fault comes round in 15 s at one every 2.5 s.
+    command = [sys.executable, "-m", "benchmarks.soak", "--duration", "15"]
+    command += ["--fault-interval", "2.5", "--database", database]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=280, check=False
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "== OK" in done.stdout
+    for kind in ("broker restart", "worker SIGKILL", "pagecall creates then drops"):
+        assert f"fault: {kind}" in done.stdout, done.stdout[-3000:]
