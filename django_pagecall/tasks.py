@@ -24,7 +24,14 @@ from .conf import pagecall_settings
 
 logger = logging.getLogger(__name__)
 
-TASK_OPTIONS: dict[str, Any] = {"bind": True, "acks_late": True, "ignore_result": True}
+#: ``max_retries=None``: Celery's own limit (3) would cut retries short; ``_retrying`` counts
+#: against ``PAGECALL["MAX_ATTEMPTS"]`` itself.
+TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "ignore_result": True,
+    "max_retries": None,
+}
 
 
 def backoff(retries: int) -> float:

@@ -568,3 +568,13 @@ def test_a_drf_serializer_save_is_dispatched_like_any_other(pagecall_emulator: E
         "open",
         False,
     )
+
+
+def test_retries_go_past_celerys_default_limit_up_to_max_attempts(
+    pagecall_emulator: Emulator,
+) -> None:
+    pagecall_emulator.inject("POST", "/rooms", status=503, times=5)  # Celery's default allows 3
+    room = make_room(name="Stubborn")
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert [r["status"] for r in posts(pagecall_emulator)] == [503] * 5 + [200]
