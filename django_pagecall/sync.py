@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -38,6 +38,8 @@ from .exceptions import (
     PagecallAmbiguousError,
     PagecallError,
     PagecallRefused,
+    PagecallResponseError,
+    PagecallTransientError,
 )
 from .models import Member, PagecallUser, Room, RoomType, SyncState
 from .resources import Member as RemoteMember
@@ -261,6 +263,8 @@ def create_room(room_pk: int, using: str = "default") -> None:
             return
         claim = _claim(room, using)
         if claim is None:
+            if _namesakes_in_flight(room, using):
+                raise RetryLater(f"room {room_pk}: a room of the same name is being created")
             continue  # someone else changed the row first: look again
         _send_create(claim, using)
         return
@@ -270,9 +274,17 @@ def create_room(room_pk: int, using: str = "default") -> None:
 def _claim(room: Room, using: str) -> _Claim | None:
     now = timezone.now()
     lease = now + timedelta(seconds=lease_seconds())
+    # One room of a given name in flight at a time: after an unknown outcome, the lookup by
+    # name can then tell this room's Pagecall room from a namesake's.
+    namesake_in_flight = Exists(
+        Room.objects.using(using)
+        .filter(name=OuterRef("name"), sync_state=SyncState.CREATING)
+        .exclude(pk=OuterRef("pk"))
+    )
     claimed = (
         Room.objects.using(using)
         .filter(pk=room.pk, sync_state=SyncState.PENDING)
+        .exclude(namesake_in_flight)
         .update(
             sync_state=SyncState.CREATING,
             sync_attempts=F("sync_attempts") + 1,
@@ -294,6 +306,17 @@ def _claim(room: Room, using: str) -> _Claim | None:
         "Creating room %s %r on Pagecall (attempt %s)", room.pk, room.name, room.sync_attempts
     )
     return _Claim(room=room, lease_until=lease, members=members)
+
+
+def may_have_happened(exc: PagecallError) -> bool:
+    """Whether a failed create may still have created something at Pagecall.
+
+    Besides the ambiguous outcomes proper, a 5xx answer proves nothing about a request that has
+    no idempotency key, and neither does a 2xx answer that could not be read.
+    """
+    if isinstance(exc, PagecallAmbiguousError | PagecallResponseError):
+        return True
+    return isinstance(exc, PagecallTransientError) and exc.status is not None and exc.status >= 500
 
 
 def _renew(claim: _Claim, using: str) -> None:
@@ -331,15 +354,16 @@ def _send_create(claim: _Claim, using: str) -> None:
     except PagecallRefused as exc:
         _fail(room, using, claim.lease_until, _error_text(exc))
         return
-    except PagecallAmbiguousError as exc:
-        # It may exist, or Pagecall may still be creating it: keep the claim until the request
-        # has surely landed, then whoever runs next looks before it sends again.
-        settled, grace = _settle()
-        Room.objects.using(using).filter(
-            pk=room.pk, sync_state=SyncState.CREATING, lease_until=claim.lease_until
-        ).update(lease_until=settled, sync_error=_error_text(exc))
-        raise RetryLater(str(exc), countdown=grace) from exc
-    except PagecallError as exc:  # transient: the request was not carried out
+    except PagecallError as exc:
+        if may_have_happened(exc):
+            # It may exist, or Pagecall may still be creating it: keep the claim until the
+            # request has surely landed, then whoever runs next looks before it sends again.
+            settled, grace = _settle()
+            Room.objects.using(using).filter(
+                pk=room.pk, sync_state=SyncState.CREATING, lease_until=claim.lease_until
+            ).update(lease_until=settled, sync_error=_error_text(exc))
+            raise RetryLater(str(exc), countdown=grace) from exc
+        # The request never left: sending it again is safe.
         Room.objects.using(using).filter(
             pk=room.pk, sync_state=SyncState.CREATING, lease_until=claim.lease_until
         ).update(sync_state=SyncState.PENDING, lease_until=None, sync_error=_error_text(exc))
@@ -432,45 +456,64 @@ def _resolve_ambiguous(room: Room, using: str) -> bool:
     if not claimed:
         raise RetryLater(f"room {room.pk}: another worker is resolving it")
     since = (room.attempt_started_at or now) - timedelta(seconds=pagecall_settings.ADOPT_WINDOW)
+    client = get_client()
     try:
         candidates = [
             r
-            for r in get_client().list_rooms(name=room.name)
-            if r.name == room.name and (r.created_at is None or r.created_at >= since)
+            for r in client.list_rooms(name=room.name)
+            if r.name == room.name and r.created_at is not None and r.created_at >= since
         ]
+        taken = set(
+            Room.objects.using(using)
+            .filter(pagecall_id__in=[c.id for c in candidates])
+            .values_list("pagecall_id", flat=True)
+        )
+        candidates = sorted(
+            (c for c in candidates if c.id not in taken), key=lambda c: c.created_at or since
+        )
+        if len(candidates) > 1 or (candidates and _namesakes_in_flight(room, using)):
+            # Another room of this name was sent meanwhile: adopting one of its Pagecall rooms
+            # would bind this row to webhooks that authenticate as the other. Ask a person.
+            ids = ", ".join(c.id for c in candidates)
+            error = (
+                f"the outcome of creating it is unknown and several rooms named {room.name!r} "
+                f"were created on Pagecall since ({ids}); the app cannot tell which is this one. "
+                "Check them at Pagecall, then retry this room."
+            )
+            _fail(room, using, lease, error)
+            return True
+        if candidates:
+            remote = candidates[0]
+            on_pagecall = {m.user_id for m in client.list_members(remote.id)}
     except PagecallError as exc:
         Room.objects.using(using).filter(pk=room.pk, lease_until=lease).update(
             lease_until=timezone.now(), sync_error=f"looking the room up failed: {_error_text(exc)}"
         )
         raise RetryLater(str(exc)) from exc
-    taken = set(
-        Room.objects.using(using)
-        .filter(pagecall_id__in=[c.id for c in candidates])
-        .values_list("pagecall_id", flat=True)
-    )
-    candidates = sorted(
-        (c for c in candidates if c.id not in taken),
-        key=lambda c: (c.created_at is None, c.created_at),
-    )
     if candidates:
-        logger.info(
-            "Room %s: the earlier attempt did create it (%s); adopting", room.pk, candidates[0].id
-        )
+        logger.info("Room %s: the earlier attempt did create it (%s); adopting", room.pk, remote.id)
+        # The members that went with it are the ones Pagecall has; the rest are sent after.
         member_pks = list(
             Member.objects.using(using)
-            .filter(
-                room_id=room.pk,
-                sync_state=SyncState.PENDING,
-                created_at__lte=room.attempt_started_at or now,
-            )
+            .filter(room_id=room.pk, sync_state=SyncState.PENDING, user_id__in=on_pagecall)
             .values_list("pk", flat=True)
         )
-        return _store_created(room, candidates[0], using, lease, member_pks)
+        return _store_created(room, remote, using, lease, member_pks)
     logger.info("Room %s: not found at Pagecall after an unknown outcome; sending again", room.pk)
     Room.objects.using(using).filter(pk=room.pk, lease_until=lease).update(
         sync_state=SyncState.PENDING, lease_until=None
     )
     return False
+
+
+def _namesakes_in_flight(room: Room, using: str) -> bool:
+    """Another room of the same name that was sent and has no Pagecall id yet."""
+    return (
+        Room.objects.using(using)
+        .filter(name=room.name, sync_state=SyncState.CREATING)
+        .exclude(pk=room.pk)
+        .exists()
+    )
 
 
 def _fail(room: Room, using: str, lease_until: Any, error: str) -> None:
@@ -515,20 +558,34 @@ def retry_room(room: Room) -> None:
 
 
 def _send_update(
-    model: type[Room] | type[Member], pk: int, using: str, call: Callable[[], T]
-) -> tuple[bool, T | None]:
-    """One idempotent PUT: ``(True, answer)``, or ``(False, None)`` when Pagecall refused it
-    (recorded, not retried). Anything else raises :class:`RetryLater`."""
+    model: type[Room] | type[Member],
+    pk: int,
+    using: str,
+    sent: dict[str, Any],
+    call: Callable[[], T],
+    stored: Callable[[T], dict[str, Any]],
+) -> None:
+    """One idempotent PUT of the values ``sent``, then ``needs_update`` cleared, but only if the
+    row still holds those values: a change made while the PUT was in flight is sent after it.
+
+    A refusal is recorded and not retried; anything else raises :class:`RetryLater`.
+    """
     rows = model.objects.using(using).filter(pk=pk)
     try:
-        return True, call()
+        answer = call()
     except PagecallRefused as exc:
-        rows.update(needs_update=False, sync_error=_error_text(exc))
         logger.error("Pagecall refused the update of %s %s: %s", model._meta.model_name, pk, exc)
-        return False, None
+        changes = {"needs_update": False, "sync_error": _error_text(exc)}
     except PagecallError as exc:
         rows.update(sync_error=_error_text(exc))
         raise RetryLater(str(exc)) from exc
+    else:
+        logger.info("%s %s updated on Pagecall", model._meta.model_name, pk)
+        changes = {"needs_update": False, "sync_error": "", **stored(answer)}
+    if not rows.filter(**sent).update(**changes) and rows.update(needs_update=True):
+        # Changed while ours was in flight, and maybe sent already, before ours landed: the
+        # row's values must reach Pagecall after ours.
+        _enqueue(f"update_{model._meta.model_name}", pk, using)
 
 
 def update_room(room_pk: int, using: str = "default") -> None:
@@ -548,14 +605,8 @@ def update_room(room_pk: int, using: str = "default") -> None:
             is_terminated=True if room.terminate_requested else None,
         )
 
-    sent, remote = _send_update(Room, room.pk, using, put)
-    if not sent or remote is None:
-        return
-    # Only if nothing changed meanwhile: a newer rename keeps needs_update for its own task.
-    Room.objects.using(using).filter(
-        pk=room.pk, name=room.name, terminate_requested=room.terminate_requested
-    ).update(needs_update=False, sync_error="", **_mirror(remote))
-    logger.info("Room %s updated on Pagecall", room.pk)
+    sent = {"name": room.name, "terminate_requested": room.terminate_requested}
+    _send_update(Room, room.pk, using, sent, put, _mirror)
 
 
 def refresh_room(room: Room) -> None:
@@ -624,35 +675,36 @@ def create_member(member_pk: int, using: str = "default") -> None:
             if member.room.type == RoomType.PRIVATE:
                 _ensure_registered([member], using)
             remote = client.create_member(room_id, user_id=member.user_id, type=member.type)
-        if member.name:
-            client.update_member(room_id, member.user_id, name=member.name)
     except PagecallRefused as exc:
         Member.objects.using(using).filter(pk=member.pk, lease_until=lease).update(
             sync_state=SyncState.FAILED, lease_until=None, sync_error=_error_text(exc)
         )
         logger.error("Pagecall refused member %s of room %s: %s", member.pk, member.room_id, exc)
         return
-    except PagecallAmbiguousError as exc:
-        settled, grace = _settle()
-        Member.objects.using(using).filter(pk=member.pk, lease_until=lease).update(
-            lease_until=settled, sync_error=_error_text(exc)
-        )
-        raise RetryLater(str(exc), countdown=grace) from exc
     except PagecallError as exc:
+        if may_have_happened(exc):
+            settled, grace = _settle()
+            Member.objects.using(using).filter(pk=member.pk, lease_until=lease).update(
+                lease_until=settled, sync_error=_error_text(exc)
+            )
+            raise RetryLater(str(exc), countdown=grace) from exc
         Member.objects.using(using).filter(pk=member.pk, lease_until=lease).update(
             sync_state=SyncState.PENDING, lease_until=None, sync_error=_error_text(exc)
         )
         raise RetryLater(str(exc)) from exc
+    # Stored as soon as it exists; the display name (not part of the create) and any change
+    # made meanwhile follow as an update, which is idempotent.
     Member.objects.using(using).filter(pk=member.pk, lease_until=lease).update(
         sync_state=SyncState.SYNCED,
         pagecall_id=remote.id,
         lease_until=None,
         synced_at=timezone.now(),
         sync_error="",
+        needs_update=Case(When(~Q(name=""), then=Value(True)), default=F("needs_update")),
     )
     logger.info("Member %s added to room %s on Pagecall", member.user_id, room_id)
     if Member.objects.using(using).filter(pk=member.pk, needs_update=True).exists():
-        _enqueue("update_member", member.pk, using)  # changed while it was being added
+        _enqueue("update_member", member.pk, using)
 
 
 def _find_member(room_id: str, user_id: str) -> Any:
@@ -686,12 +738,8 @@ def update_member(member_pk: int, using: str = "default") -> None:
         )
         return None
 
-    sent, _ = _send_update(Member, member.pk, using, put)
-    if not sent:
-        return
-    Member.objects.using(using).filter(
-        pk=member.pk, name=member.name, type=member.type, is_blocked=member.is_blocked
-    ).update(needs_update=False, sync_error="")
+    sent = {"name": member.name, "type": member.type, "is_blocked": member.is_blocked}
+    _send_update(Member, member.pk, using, sent, put, lambda _: {})
 
 
 def block_member(room_pagecall_id: str, user_id: str) -> None:

@@ -578,3 +578,134 @@ def test_retries_go_past_celerys_default_limit_up_to_max_attempts(
     room.refresh_from_db()
     assert room.sync_state == SyncState.SYNCED
     assert [r["status"] for r in posts(pagecall_emulator)] == [503] * 5 + [200]
+
+
+def test_an_unreadable_2xx_is_looked_up_not_sent_again(pagecall_emulator: Emulator) -> None:
+    # A 200 whose body is not JSON: the room may well exist, so a second POST could duplicate it.
+    pagecall_emulator.inject("POST", "/rooms", status=200, body="<html>gateway</html>")
+    Room.objects.bulk_create([Room(name="Garbled")])
+    garbled = Room.objects.get(name="Garbled")
+    with pytest.raises(sync.RetryLater):
+        sync.create_room(garbled.pk)
+    garbled.refresh_from_db()
+    assert garbled.sync_state == SyncState.CREATING  # waiting to look, not pending to resend
+    assert garbled.lease_until is not None
+
+
+def test_a_500_on_create_is_looked_up_before_sending_again(pagecall_emulator: Emulator) -> None:
+    pagecall_emulator.inject("POST", "/rooms", status=500, times=1)
+    room = make_room(name="Five hundred")
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    methods = [(r["method"], r["route"]) for r in pagecall_emulator.requests]
+    assert methods[:3] == [("POST", "/rooms"), ("GET", "/rooms"), ("POST", "/rooms")]
+    assert len(pagecall_emulator.rooms) == 1
+
+
+def test_rooms_of_the_same_name_are_sent_one_at_a_time(pagecall_emulator: Emulator) -> None:
+    Room.objects.bulk_create([Room(name="Consult"), Room(name="Consult"), Room(name="Other")])
+    first, second = Room.objects.filter(name="Consult").order_by("pk")
+    other = Room.objects.get(name="Other")
+    Room.objects.filter(pk=first.pk).update(
+        sync_state=SyncState.CREATING, lease_until=timezone.now() + timedelta(minutes=1)
+    )
+    with pytest.raises(sync.RetryLater, match="same name"):
+        sync.create_room(second.pk)
+    sync.create_room(other.pk)  # another name is not held up
+    assert [r["body"]["name"] for r in posts(pagecall_emulator)] == ["Other"]
+
+
+def test_namesakes_in_flight_together_fail_instead_of_guessing(
+    pagecall_emulator: Emulator, fired: Recorder
+) -> None:
+    from django_pagecall.client import get_client
+
+    Room.objects.bulk_create([Room(name="Consult"), Room(name="Consult")])
+    a, b = Room.objects.order_by("pk")
+    started = timezone.now()
+    get_client().create_room(name="Consult", type="public")  # both POSTs landed,
+    get_client().create_room(name="Consult", type="public")  # neither answer was read
+    _stale_claim(a, started)
+    _stale_claim(b, started)
+    sync.create_room(a.pk)
+    a.refresh_from_db()
+    assert a.sync_state == SyncState.FAILED
+    assert a.pagecall_id is None
+    assert "cannot tell which" in a.sync_error
+    assert [r.pk for r in (kw["room"] for kw in fired.named("room_creation_failed"))] == [a.pk]
+
+
+def test_adoption_marks_only_the_members_pagecall_has(pagecall_emulator: Emulator) -> None:
+    from django_pagecall.client import get_client
+
+    Room.objects.bulk_create([Room(name="Adopted")])
+    room = Room.objects.get()
+    Member.objects.bulk_create(
+        [Member(room=room, user_id="sent"), Member(room=room, user_id="late")]
+    )
+    started = timezone.now()
+    get_client().create_room(
+        name="Adopted", type="public", members=[{"user_id": "sent", "type": "guest"}]
+    )
+    _stale_claim(room, started)
+    sync.create_room(room.pk)  # adopts; "late" was not in the POST and is added after
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert {m["user_id"] for m in pagecall_emulator.members(room.pagecall_id or "")} == {
+        "sent",
+        "late",
+    }
+    assert set(Member.objects.values_list("sync_state", flat=True)) == {SyncState.SYNCED}
+    assert len(posts(pagecall_emulator, "/rooms/{room_id}/members")) == 1
+
+
+def test_two_quick_renames_end_with_the_newest_name(pagecall_emulator: Emulator) -> None:
+    import threading
+
+    room = make_room(name="A")
+    room.refresh_from_db()
+    pagecall_emulator.inject("PUT", "/rooms/{id}", delay=0.5)  # the PUT for B is slow
+    Room.objects.filter(pk=room.pk).update(name="B", needs_update=True)
+    slow = threading.Thread(target=sync.update_room, args=(room.pk,))
+    slow.start()
+    wait_for(lambda: pagecall_emulator.faults == [])  # B's PUT has been taken by the server
+    stale = Room.objects.get(pk=room.pk)
+    stale.name = "C"
+    stale.save()  # C's PUT goes through at once
+    slow.join(10)
+    room.refresh_from_db()
+    assert room.name == "C"
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "C"
+    assert room.needs_update is False
+
+
+def test_a_members_name_is_sent_after_it_is_stored(pagecall_emulator: Emulator) -> None:
+    room = make_room(type="public")
+    pagecall_emulator.inject("PUT", "/rooms/{room_id}/members/{member_id}", status=503, times=1)
+    member = Member.objects.create(room=room, user_id="named", name="Named One")
+    member.refresh_from_db()
+    assert member.sync_state == SyncState.SYNCED
+    assert member.needs_update is False
+    assert len(posts(pagecall_emulator, "/rooms/{room_id}/members")) == 1  # never re-posted
+    puts = calls(pagecall_emulator, "PUT", "/rooms/{room_id}/members/{member_id}")
+    assert [p["status"] for p in puts] == [503, 200]
+    assert puts[-1]["body"]["name"] == "Named One"
+
+
+def test_terminate_from_an_instance_loaded_before_creation(pagecall_emulator: Emulator) -> None:
+    Room.objects.bulk_create([Room(name="Closing")])
+    stale = Room.objects.get()
+    sync.create_room(stale.pk)
+    stale.terminate()  # this instance has no Pagecall id; the row does
+    fresh = Room.objects.get()
+    assert fresh.terminated_at is not None
+    assert calls(pagecall_emulator, "PUT", "/rooms/{id}")[-1]["body"]["is_terminated"] is True
+
+
+def test_a_rename_of_a_deferred_name_is_detected(pagecall_emulator: Emulator) -> None:
+    room = make_room(name="Deferred")
+    loaded = Room.objects.defer("name").get(pk=room.pk)
+    loaded.name = "Renamed"
+    loaded.save()
+    room.refresh_from_db()
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "Renamed"

@@ -154,6 +154,15 @@ class Room(SyncFields):
         from .. import sync
 
         adding = self._state.adding
+        if not adding and self._loaded_name is None and "name" in self.__dict__:
+            # Loaded with the name deferred, then given one: compare with the database.
+            self._loaded_name = (
+                type(self)
+                ._base_manager.using(self._state.db)
+                .filter(pk=self.pk)
+                .values_list("name", flat=True)
+                .first()
+            )
         renamed = not adding and self._loaded_name is not None and self._loaded_name != self.name
         if renamed:
             self.needs_update = True
@@ -181,8 +190,9 @@ class Room(SyncFields):
         self.terminate_requested = True
         self.needs_update = True
         super().save(update_fields=["terminate_requested", "needs_update", "updated_at"])
-        if self.pagecall_id:
-            sync.schedule_room_update(self)
+        # Even when this instance has no Pagecall id: the row may have one by now, and the
+        # task reads the row (a room still being created sends it once it is created).
+        sync.schedule_room_update(self)
 
     def join_url(self, user: AbstractBaseUser | Member | str | None = None) -> str:
         """``https://app.pagecall.com/meet?room_id=...&access_token=...`` for ``user``.
