@@ -34,7 +34,7 @@ from .exceptions import (
     PagecallResponseError,
     PagecallTransientError,
 )
-from .resources import Member, Page, Room, Session, User
+from .resources import Member, Page, Room, Session, User, describe_missing
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,7 @@ class PagecallClient:
         data = self.request(method, path, **kwargs)
         if not isinstance(data, Mapping) or key not in data:
             raise PagecallResponseError(
-                f"answer has no {key!r}: {data!r}", method=method, path=path
+                f"answer has no {key!r}: {describe_missing(data, key)}", method=method, path=path
             )
         return kind.from_api(data[key])
 
@@ -240,7 +240,9 @@ class PagecallClient:
         items = data.get(key) if isinstance(data, Mapping) else None
         if not isinstance(items, list):
             raise PagecallResponseError(
-                f"answer has no list {key!r}: {data!r}", method="GET", path=path
+                f"answer has no list {key!r}: {describe_missing(data, key)}",
+                method="GET",
+                path=path,
             )
         return [kind.from_api(item) for item in items]
 
@@ -254,7 +256,9 @@ class PagecallClient:
             items = data.get(key) if isinstance(data, Mapping) else None
             if not isinstance(items, list):
                 raise PagecallResponseError(
-                    f"answer has no list {key!r}: {data!r}", method="GET", path=path
+                    f"answer has no list {key!r}: {describe_missing(data, key)}",
+                    method="GET",
+                    path=path,
                 )
             for item in items:
                 yield kind.from_api(item)
@@ -340,7 +344,9 @@ class PagecallClient:
         items = data.get("pages") if isinstance(data, Mapping) else None
         if not isinstance(items, list):
             raise PagecallResponseError(
-                f"answer has no list 'pages': {data!r}", method="POST", path=path
+                f"answer has no list 'pages': {describe_missing(data, 'pages')}",
+                method="POST",
+                path=path,
             )
         return [Page.from_api(item) for item in items]
 

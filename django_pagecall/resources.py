@@ -6,7 +6,10 @@ fields the spec does not list. A field of the wrong type reads as ``None``,
 and every object keeps the full JSON it came from in ``raw``, so nothing
 Pagecall sent is dropped. Only a missing identifier is an error.
 
-No I/O here: the client builds these from decoded JSON.
+No I/O here: the client builds these from decoded JSON. Error messages describe
+what came instead (:func:`describe`: JSON types and key names), never values:
+an answer may hold a user's access token, and these messages reach logs, the
+admin and ``Room.sync_error``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,39 @@ DEPRECATED = "#DEPRECATED#"
 
 JSON = Mapping[str, Any]
 
+_MAX_KEYS = 20
+_MAX_KEY_LENGTH = 64
+
+
+def describe(value: object) -> str:
+    """What ``value`` is, for an error message: its JSON type and, for an object, its keys
+    (sorted, at most :data:`_MAX_KEYS`). Never a value: it may be a secret (``access_token``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string" if value else "empty string"
+    if isinstance(value, list | tuple):
+        return f"array of {len(value)} item(s)"
+    if isinstance(value, Mapping):
+        if not value:
+            return "empty object"
+        keys = sorted(str(k)[:_MAX_KEY_LENGTH] for k in value)
+        shown = ", ".join(repr(k) for k in keys[:_MAX_KEYS])
+        more = f", ... {len(keys) - _MAX_KEYS} more" if len(keys) > _MAX_KEYS else ""
+        return f"object with keys [{shown}{more}]"
+    return type(value).__name__
+
+
+def describe_missing(data: object, key: str) -> str:
+    """Why ``data`` has no usable ``key``: what is there instead, without a value."""
+    if isinstance(data, Mapping) and key in data:
+        return f"{key!r} is {describe(data[key])} in {describe(data)}"
+    return describe(data)
+
 
 def _str(data: JSON, key: str) -> str | None:
     value = data.get(key)
@@ -33,7 +69,7 @@ def _str(data: JSON, key: str) -> str | None:
 def _required_str(data: JSON, key: str, kind: str) -> str:
     value = _str(data, key)
     if not value:
-        raise PagecallResponseError(f"{kind} object without {key!r}: {dict(data)!r}")
+        raise PagecallResponseError(f"{kind} object without {key!r}: {describe_missing(data, key)}")
     return value
 
 
@@ -71,7 +107,7 @@ def _dt(data: JSON, key: str) -> datetime | None:
 
 def _mapping(value: object, kind: str) -> JSON:
     if not isinstance(value, Mapping):
-        raise PagecallResponseError(f"expected a {kind} object, got {value!r}")
+        raise PagecallResponseError(f"expected a {kind} object, got {describe(value)}")
     return value
 
 

@@ -41,7 +41,7 @@ from .exceptions import (
     PagecallResponseError,
     PagecallTransientError,
 )
-from .models import Member, PagecallUser, Room, RoomType, SyncState
+from .models import Member, PagecallUser, PendingAction, Room, RoomType, SyncState
 from .resources import Member as RemoteMember
 from .resources import Room as RemoteRoom
 from .webhook_auth import headers_for_room
@@ -126,7 +126,7 @@ def schedule_room_update(room: Room) -> None:
 
 def schedule_remote_room_deletion(pagecall_id: str, *, using: str) -> None:
     if pagecall_settings.DELETE_REMOTE_ROOMS:
-        _on_commit(using, "delete_remote_room", pagecall_id)
+        _owe(PendingAction.Kind.DELETE_ROOM, pagecall_id, "", using)
 
 
 def schedule_member_creation(member: Member) -> None:
@@ -140,8 +140,16 @@ def schedule_member_update(member: Member) -> None:
 
 
 def schedule_member_block(room_pagecall_id: str, user_id: str, *, using: str) -> None:
-    """A deleted member of a private room: the row is gone, so the task carries the ids."""
-    _on_commit(using, "block_member", room_pagecall_id, user_id)
+    """A deleted member of a private room: the row is gone, so the call is kept as its own row."""
+    _owe(PendingAction.Kind.BLOCK_MEMBER, room_pagecall_id, user_id, using)
+
+
+def _owe(kind: str, room_pagecall_id: str, user_id: str, using: str) -> None:
+    """Record a call in the deleting transaction, and queue it once that commits."""
+    action = PendingAction.objects.using(using).create(
+        kind=kind, room_pagecall_id=room_pagecall_id, user_id=user_id
+    )
+    _on_commit(using, "run_action", action.pk, using)
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -155,8 +163,13 @@ def lease_seconds() -> float:
 
 
 def _error_text(exc: PagecallError) -> str:
+    """What is kept of a failure on the row: the message, and Pagecall's answer to a refusal.
+
+    The body of a 2xx answer that could not be read is left out: it may be a user object with
+    its access token.
+    """
     text = str(exc)
-    if exc.body:
+    if exc.body and not (exc.status is not None and 200 <= exc.status < 300):
         text += f"\n{exc.body}"
     return text
 
@@ -619,16 +632,6 @@ def refresh_room(room: Room) -> None:
     Room.objects.using(room._state.db or "default").filter(pk=room.pk).update(**_mirror(remote))
 
 
-def delete_remote_room(pagecall_id: str) -> None:
-    try:
-        get_client().delete_room(pagecall_id)
-    except PagecallRefused as exc:
-        logger.warning("Pagecall refused to delete room %s (already gone?): %s", pagecall_id, exc)
-    except PagecallError as exc:
-        raise RetryLater(str(exc)) from exc
-    logger.info("Deleted room %s on Pagecall", pagecall_id)
-
-
 # -- members ----------------------------------------------------------------------------------
 
 
@@ -742,15 +745,26 @@ def update_member(member_pk: int, using: str = "default") -> None:
     _send_update(Member, member.pk, using, sent, put, lambda _: {})
 
 
-def block_member(room_pagecall_id: str, user_id: str) -> None:
+def run_action(action_pk: int, using: str = "default") -> None:
+    """Make a call owed for a deleted row (:class:`PendingAction`), then forget it."""
+    action = PendingAction.objects.using(using).filter(pk=action_pk).first()
+    if action is None:
+        return  # done already
+    PendingAction.objects.using(using).filter(pk=action.pk).update(attempts=F("attempts") + 1)
+    client = get_client()
     try:
-        get_client().update_member(room_pagecall_id, user_id, is_blocked=True)
-    except PagecallRefused as exc:
-        logger.error("Pagecall refused to block %s in room %s: %s", user_id, room_pagecall_id, exc)
-        return
+        if action.kind == PendingAction.Kind.BLOCK_MEMBER:
+            client.update_member(action.room_pagecall_id, action.user_id, is_blocked=True)
+        else:
+            client.delete_room(action.room_pagecall_id)
+    except PagecallRefused as exc:  # e.g. gone already: nothing more to do
+        logger.warning("Pagecall refused %s: %s", action, exc)
     except PagecallError as exc:
+        PendingAction.objects.using(using).filter(pk=action.pk).update(last_error=_error_text(exc))
         raise RetryLater(str(exc)) from exc
-    logger.info("Blocked %s in room %s on Pagecall", user_id, room_pagecall_id)
+    else:
+        logger.info("Done on Pagecall: %s", action)
+    PendingAction.objects.using(using).filter(pk=action.pk).delete()
 
 
 # -- the sweep --------------------------------------------------------------------------------
@@ -785,6 +799,9 @@ def pending_work(using: str = "default") -> list[tuple[str, int]]:
         .values_list("pk", flat=True)
     ]
     work += [
+        ("run_action", pk) for pk in PendingAction.objects.using(using).values_list("pk", flat=True)
+    ]
+    work += [
         ("update_member", pk)
         for pk in Member.objects.using(using)
         .filter(sync_state=SyncState.SYNCED, needs_update=True)
@@ -800,6 +817,7 @@ def run(name: str, pk: int, using: str = "default") -> bool:
         "update_room": update_room,
         "create_member": create_member,
         "update_member": update_member,
+        "run_action": run_action,
     }[name]
     try:
         func(pk, using)

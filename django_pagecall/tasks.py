@@ -69,11 +69,6 @@ def update_room(self: Task[Any, Any], room_pk: int, using: str = "default") -> N
     _retrying(self, _sync.update_room, room_pk, using)
 
 
-@shared_task(name="django_pagecall.tasks.delete_remote_room", **TASK_OPTIONS)
-def delete_remote_room(self: Task[Any, Any], pagecall_id: str) -> None:
-    _retrying(self, _sync.delete_remote_room, pagecall_id)
-
-
 @shared_task(name="django_pagecall.tasks.create_member", **TASK_OPTIONS)
 def create_member(self: Task[Any, Any], member_pk: int, using: str = "default") -> None:
     _retrying(self, _sync.create_member, member_pk, using)
@@ -84,9 +79,10 @@ def update_member(self: Task[Any, Any], member_pk: int, using: str = "default") 
     _retrying(self, _sync.update_member, member_pk, using)
 
 
-@shared_task(name="django_pagecall.tasks.block_member", **TASK_OPTIONS)
-def block_member(self: Task[Any, Any], room_pagecall_id: str, user_id: str) -> None:
-    _retrying(self, _sync.block_member, room_pagecall_id, user_id)
+@shared_task(name="django_pagecall.tasks.run_action", **TASK_OPTIONS)
+def run_action(self: Task[Any, Any], action_pk: int, using: str = "default") -> None:
+    """A call owed for a deleted row: blocking a removed member, deleting a room."""
+    _retrying(self, _sync.run_action, action_pk, using)
 
 
 @shared_task(name="django_pagecall.tasks.sync", ignore_result=True)

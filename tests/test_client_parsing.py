@@ -254,6 +254,47 @@ def test_user_from_api_needs_user_id_not_id() -> None:
         User.from_api({"id": "642d103ce95bc9dc22ef789f", "name": "Ann"})
 
 
+TOKEN = "eyJhbGciOiJIUzI1NiJ9.secret-access-token"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (
+            {"name": "Ann", "access_token": TOKEN},
+            "user object without 'user_id': object with keys ['access_token', 'name']",
+        ),
+        (
+            {"user_id": None, "access_token": TOKEN},
+            "user object without 'user_id': 'user_id' is null in object with keys "
+            "['access_token', 'user_id']",
+        ),
+        ([{"access_token": TOKEN}], "expected a user object, got array of 1 item(s)"),
+        (TOKEN, "expected a user object, got string"),
+    ],
+    ids=["no-user_id", "null-user_id", "array", "string"],
+)
+def test_errors_about_a_malformed_object_name_its_keys_never_its_values(
+    value: object, expected: str
+) -> None:
+    # These messages reach Room.sync_error (shown in the admin), admin messages and logs.
+    with pytest.raises(PagecallResponseError) as caught:
+        User.from_api(value)
+
+    assert str(caught.value) == expected
+    assert TOKEN not in str(caught.value)
+    assert TOKEN not in repr(caught.value)
+
+
+def test_errors_name_at_most_twenty_keys() -> None:
+    data = {f"k{i:02}": TOKEN for i in range(25)}
+    with pytest.raises(PagecallResponseError) as caught:
+        Room.from_api(data)
+    assert "'k19', ... 5 more]" in str(caught.value)
+    assert "'k20'" not in str(caught.value)
+    assert TOKEN not in str(caught.value)
+
+
 def test_session_from_api() -> None:
     online = Session.from_api(
         {"id": "s1", "member_id": "m1", "connected_at": "2023-01-01T01:00:00.000Z"}
@@ -372,6 +413,61 @@ def test_a_list_answer_without_the_list_is_a_response_error(
         pagecall.list_room_sessions(ROOM_ID)
     with pytest.raises(PagecallResponseError, match="answer has no list 'pages'"):
         pagecall.create_pages(ROOM_ID, [{}])
+
+
+def test_a_malformed_answer_with_an_access_token_does_not_put_it_in_the_error(
+    pagecall: PagecallClient, pagecall_emulator: Emulator
+) -> None:
+    user = {"id": "642d103ce95bc9dc22ef789f", "access_token": TOKEN, "name": "Ann"}
+    cases: list[tuple[str, str, Any, Any, str]] = [
+        # the object without its envelope
+        (
+            "POST",
+            "/users",
+            user,
+            lambda: pagecall.create_user(user_id="ann"),
+            "POST /users: answer has no 'user': object with keys ['access_token', 'id', 'name']",
+        ),
+        # the envelope, the object without its identifier
+        (
+            "GET",
+            "/users/{user_id}",
+            {"user": user},
+            lambda: pagecall.get_user("ann"),
+            "user object without 'user_id': object with keys ['access_token', 'id', 'name']",
+        ),
+        # a list answer whose list is an object
+        (
+            "GET",
+            "/users",
+            {"users": user, "paging": {"total": 1}},
+            lambda: list(pagecall.list_users()),
+            "GET /users: answer has no list 'users': 'users' is object with keys "
+            "['access_token', 'id', 'name'] in object with keys ['paging', 'users']",
+        ),
+        (
+            "GET",
+            "/rooms/{room_id}/sessions",
+            [{"access_token": TOKEN}],
+            lambda: pagecall.list_room_sessions(ROOM_ID),
+            f"GET /rooms/{ROOM_ID}/sessions: answer has no list 'sessions': array of 1 item(s)",
+        ),
+        (
+            "POST",
+            "/rooms/{room_id}/pages/create_many",
+            {"pages": TOKEN},
+            lambda: pagecall.create_pages(ROOM_ID, [{}]),
+            f"POST /rooms/{ROOM_ID}/pages/create_many: answer has no list 'pages': "
+            "'pages' is string in object with keys ['pages']",
+        ),
+    ]
+    for method, path, body, call, expected in cases:
+        pagecall_emulator.inject(method, path, status=200, body=body)
+        with pytest.raises(PagecallResponseError) as caught:
+            call()
+        assert str(caught.value) == expected
+        assert TOKEN not in str(caught.value)
+        assert TOKEN not in caught.value.message
 
 
 def test_a_page_without_paging_ends_the_iteration(

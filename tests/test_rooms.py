@@ -590,6 +590,8 @@ def test_an_unreadable_2xx_is_looked_up_not_sent_again(pagecall_emulator: Emulat
     garbled.refresh_from_db()
     assert garbled.sync_state == SyncState.CREATING  # waiting to look, not pending to resend
     assert garbled.lease_until is not None
+    assert "answer is not JSON" in garbled.sync_error
+    assert "gateway" not in garbled.sync_error  # an unreadable 2xx body may hold a token
 
 
 def test_a_500_on_create_is_looked_up_before_sending_again(pagecall_emulator: Emulator) -> None:
@@ -709,3 +711,40 @@ def test_a_rename_of_a_deferred_name_is_detected(pagecall_emulator: Emulator) ->
     loaded.save()
     room.refresh_from_db()
     assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "Renamed"
+
+
+def test_a_block_that_cannot_be_sent_now_is_kept_and_swept(pagecall_emulator: Emulator) -> None:
+    from django_pagecall.models import PendingAction
+
+    room = make_room(type="private")
+    member = Member.objects.create(room=room, user_id="leaving")
+    room.refresh_from_db()
+    route = "/rooms/{room_id}/members/{member_id}"
+    pagecall_emulator.inject("PUT", route, status=503, times=None)
+    Member.objects.filter(pk=member.pk).delete()  # a queryset delete, as the admin's bulk action
+    (owed,) = PendingAction.objects.all()  # retries ran out: the call is still owed
+    assert (owed.kind, owed.room_pagecall_id, owed.user_id) == (
+        "block_member",
+        room.pagecall_id,
+        "leaving",
+    )
+    assert owed.attempts >= 2
+    assert "503" in owed.last_error
+    assert ("run_action", owed.pk) in sync.pending_work()
+
+    pagecall_emulator.clear_faults()
+    call_command("pagecall_sync")
+    assert PendingAction.objects.count() == 0
+    assert calls(pagecall_emulator, "PUT", route)[-1]["body"] == {"is_blocked": True}
+    assert pagecall_emulator.members(room.pagecall_id or "") == []  # blocked: no longer listed
+
+
+def test_members_deleted_with_their_room_are_not_blocked(pagecall_emulator: Emulator) -> None:
+    from django_pagecall.models import PendingAction
+
+    room = make_room(type="private")
+    Member.objects.create(room=room, user_id="stays")
+    room.refresh_from_db()
+    room.delete()
+    assert PendingAction.objects.count() == 0
+    assert calls(pagecall_emulator, "PUT", "/rooms/{room_id}/members/{member_id}") == []

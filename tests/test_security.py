@@ -50,6 +50,7 @@ from django_pagecall.conf import pagecall_settings
 from django_pagecall.emulator import Emulator
 from django_pagecall.exceptions import PagecallError
 from django_pagecall.models import (
+    DeliveryState,
     Member,
     PagecallUser,
     Room,
@@ -206,6 +207,21 @@ def run_a_full_flow(emulator: Emulator, client: Client) -> list[str]:
     except PagecallError as exc:
         texts += [str(exc), repr(exc)]
     private.join_url("carol")
+    # Malformed answers that carry a real access token: the errors describe them, never quote.
+    token = emulator.users["alice"]["access_token"]
+    for body in (
+        {"user": {"access_token": token, "name": "Alice"}},
+        {"access_token": token, "user_id": "alice"},
+        {"user": [token]},
+    ):
+        emulator.inject("GET", "/users/{user_id}", status=200, body=body)
+        with pytest.raises(PagecallError) as malformed:
+            get_client().get_user("alice")
+        texts += [str(malformed.value), repr(malformed.value)]
+    emulator.inject("GET", "/users", status=200, body={"users": {"access_token": token}})
+    with pytest.raises(PagecallError) as listed:
+        list(get_client().list_users())
+    texts += [str(listed.value), repr(listed.value)]
 
     # Webhooks: valid, duplicate, and every kind of refusal.
     def receiver(sender: Any, **kwargs: Any) -> None:
@@ -246,8 +262,14 @@ def run_a_full_flow(emulator: Emulator, client: Client) -> list[str]:
     texts.append(mismatch.content.decode())
 
     out = _Output()
-    with pytest.raises(CommandError) as replay_failed:  # the invalid bodies fail again, rightly
-        call_command("pagecall_replay", stdout=out, stderr=out)
+    call_command("pagecall_replay", stdout=out, stderr=out)  # leaves the refused bodies out
+    refused_ids: list[str] = []
+    for pk in WebhookDelivery.objects.filter(state=DeliveryState.FAILED).values_list(
+        "pk", flat=True
+    ):
+        refused_ids += ["--id", str(pk)]
+    with pytest.raises(CommandError) as replay_failed:  # named, they fail again, rightly
+        call_command("pagecall_replay", *refused_ids, stdout=out, stderr=out)
     texts.append(str(replay_failed.value))
     call_command("pagecall_sync", "--sessions", stdout=out, stderr=out)
     texts.append(out.text)

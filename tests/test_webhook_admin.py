@@ -31,7 +31,7 @@ from django_pagecall.admin.sessions import (
 )
 from django_pagecall.admin.webhooks import WebhookDeliveryAdmin
 from django_pagecall.emulator import Emulator
-from django_pagecall.models import DeliveryState, Room, Session, WebhookDelivery
+from django_pagecall.models import DeliveryResult, DeliveryState, Room, Session, WebhookDelivery
 from django_pagecall.webhook_auth import SECRET_HEADER
 from django_pagecall.webhooks import processing
 from tests.test_webhook_support import PagecallRoom, make_room, post, session_id_of
@@ -194,6 +194,37 @@ def test_the_replay_action_processes_failed_deliveries(
     failed.refresh_from_db()
     assert failed.state == DeliveryState.PROCESSED
     assert Session.objects.count() == 1
+
+
+def test_deliveries_refused_for_their_body_are_filtered_out_of_what_to_replay(
+    busy_room: PagecallRoom, admin_client: Client
+) -> None:
+    assert post(admin_client, {"not": "a webhook"}, busy_room.headers).status_code == 400
+    invalid = WebhookDelivery.objects.get(state=DeliveryState.FAILED)
+    assert invalid.result == DeliveryResult.INVALID
+
+    def shown(query: dict[str, str]) -> int:
+        page = admin_client.get(DELIVERIES, query)
+        assert page.status_code == 200
+        return page.content.decode().count(f"{DELIVERIES}{invalid.pk}/change/")
+
+    assert shown({"result": DeliveryResult.INVALID}) == 1
+    assert shown({"to_replay": "yes"}) == 0
+    assert shown({"to_replay": "no"}) == 1
+
+    # The action replays what it is given, and says why this one fails again.
+    response = admin_client.post(
+        DELIVERIES, {"action": "replay_selected", "_selected_action": [invalid.pk]}, follow=True
+    )
+    text = response.content.decode()
+    assert "0 processed, 0 waiting, 1 failed." in text
+    assert "Of the failed, 1 were refused for an invalid or too large body" in text
+    invalid.refresh_from_db()
+    assert (invalid.state, invalid.result, invalid.attempts) == (
+        DeliveryState.FAILED,
+        DeliveryResult.INVALID,
+        2,
+    )
 
 
 def _broken(*args: Any, **kwargs: Any) -> None:

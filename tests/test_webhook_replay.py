@@ -13,10 +13,11 @@ from django.test import Client
 from django.utils import timezone
 
 from django_pagecall.emulator import Emulator
-from django_pagecall.models import DeliveryState, Room, Session, WebhookDelivery
+from django_pagecall.models import DeliveryResult, DeliveryState, Room, Session, WebhookDelivery
 from django_pagecall.resources import parse_datetime
 from django_pagecall.webhooks import processing, reconcile_sessions
 from tests.test_webhook_support import (
+    PagecallRoom,
     SignalLog,
     make_room,
     post,
@@ -106,15 +107,95 @@ def test_replay_takes_up_deliveries_abandoned_mid_way(
 
 
 def test_replay_fails_loudly_for_what_still_fails(
-    pagecall_emulator: Emulator, client: Client
+    pagecall_emulator: Emulator, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     room = make_room(pagecall_emulator)
-    assert post(client, {"action": "sessionJoined"}, room.headers).status_code == 400
+    monkeypatch.setattr(processing, "apply_event", _broken)
+    with pytest.raises(RuntimeError):
+        post(client, room.join("alice"), room.headers)
     dry, _ = run("pagecall_replay", "--dry-run")
     assert "1 to replay" in dry
     with pytest.raises(CommandError, match="1 failed"):
         run("pagecall_replay")
-    assert WebhookDelivery.objects.get().attempts == 2
+    delivery = WebhookDelivery.objects.get()
+    assert (delivery.state, delivery.result, delivery.attempts) == (DeliveryState.FAILED, "", 2)
+    assert "broken for the test" in delivery.error
+
+
+def _refused_deliveries(room: PagecallRoom, client: Client, settings: Any) -> list[WebhookDelivery]:
+    assert post(client, {"action": "sessionJoined"}, room.headers).status_code == 400
+    settings.PAGECALL = {**settings.PAGECALL, "WEBHOOK_MAX_BODY_SIZE": 400}
+    padded = {**room.join("alice"), "padding": "x" * 500}
+    assert post(client, padded, room.headers).status_code == 413
+    invalid, too_large = WebhookDelivery.objects.order_by("pk")
+    assert (invalid.state, invalid.result) == (DeliveryState.FAILED, DeliveryResult.INVALID)
+    assert (too_large.state, too_large.result) == (DeliveryState.FAILED, DeliveryResult.TOO_LARGE)
+    return [invalid, too_large]
+
+
+def test_deliveries_refused_for_their_body_are_not_replayed_by_default(
+    pagecall_emulator: Emulator, client: Client, settings: Any
+) -> None:
+    room = make_room(pagecall_emulator)
+    _refused_deliveries(room, client, settings)
+
+    assert list(processing.replayable()) == []
+    assert run("pagecall_replay", "--dry-run")[0].strip() == "0 to replay"
+    for _ in range(2):  # every run succeeds, and leaves them as they are
+        assert run("pagecall_replay")[0].strip() == "Nothing to replay."
+    assert set(WebhookDelivery.objects.values_list("attempts", flat=True)) == {1}
+
+    # Next to them, a delivery that can be processed still is.
+    settings.PAGECALL = {**settings.PAGECALL, "WEBHOOK_MAX_BODY_SIZE": 65536}
+    assert post(client, room.join("bob"), room.headers).status_code == 200
+    assert Session.objects.count() == 1
+
+
+def test_deliveries_refused_for_their_body_replayed_by_id_fail_again_and_say_why(
+    pagecall_emulator: Emulator, client: Client, settings: Any
+) -> None:
+    room = make_room(pagecall_emulator)
+    invalid, too_large = _refused_deliveries(room, client, settings)
+
+    dry, _ = run("pagecall_replay", "--dry-run", "--id", str(invalid.pk), "--id", str(too_large.pk))
+    assert "2 to replay" in dry
+    assert f"{invalid.pk} failed (invalid)" in dry
+    assert f"{too_large.pk} failed (too_large)" in dry
+    with pytest.raises(CommandError) as caught:
+        run("pagecall_replay", "--id", str(invalid.pk), "--id", str(too_large.pk))
+    assert "0 processed, 0 waiting for their room's Pagecall id, 2 failed" in str(caught.value)
+    assert "2 refused for an invalid or too large body" in str(caught.value)
+
+    invalid.refresh_from_db()
+    too_large.refresh_from_db()
+    assert (invalid.state, invalid.result, invalid.attempts) == (
+        DeliveryState.FAILED,
+        DeliveryResult.INVALID,
+        2,
+    )
+    assert "payload" in invalid.error  # the validation error names the missing field
+    assert (too_large.state, too_large.result, too_large.attempts) == (
+        DeliveryState.FAILED,
+        DeliveryResult.TOO_LARGE,
+        2,
+    )
+    assert "over the limit of 400" in too_large.error  # kept: the body was never read
+    assert Session.objects.count() == 0
+    # Still not part of the default run.
+    assert run("pagecall_replay")[0].strip() == "Nothing to replay."
+
+
+def test_an_invalid_delivery_stored_without_its_result_is_marked_on_replay(
+    pagecall_emulator: Emulator, client: Client
+) -> None:
+    # As stored before the ``invalid`` result existed: one last failing run, then left out.
+    room = make_room(pagecall_emulator)
+    assert post(client, {"action": "sessionJoined"}, room.headers).status_code == 400
+    WebhookDelivery.objects.update(result="")
+    with pytest.raises(CommandError, match="1 failed"):
+        run("pagecall_replay")
+    assert WebhookDelivery.objects.get().result == DeliveryResult.INVALID
+    assert run("pagecall_replay")[0].strip() == "Nothing to replay."
 
 
 # -- reconciliation --------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 Deliveries are records, so they are read-only; deleting them is allowed
 (they are the only thing here that grows without bound). Replaying runs
 :func:`django_pagecall.webhooks.replay`, which is safe for any delivery: one
-already processed is a duplicate and changes nothing. It needs the
-``change_webhookdelivery`` permission.
+already processed is a duplicate and changes nothing; one refused for its body
+(result ``invalid`` or ``too_large``) fails again. It needs the
+``change_webhookdelivery`` permission. The "to replay" filter shows what
+``manage.py pagecall_replay`` runs by default.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..models import WebhookDelivery
-from ..webhooks import replay
+from ..webhooks import replay, replayable_q
 
 
 def _pretty_json(text: str) -> str:
@@ -28,6 +30,25 @@ def _pretty_json(text: str) -> str:
         return json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
     except ValueError:
         return text
+
+
+class ToReplayFilter(admin.SimpleListFilter):
+    """What ``manage.py pagecall_replay`` runs by default (:func:`~..webhooks.replayable`)."""
+
+    title = _("to replay")
+    parameter_name = "to_replay"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("yes (pagecall_replay's default)")), ("no", _("no"))]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]
+    ) -> QuerySet[WebhookDelivery]:
+        if self.value() == "yes":
+            return queryset.filter(replayable_q())
+        if self.value() == "no":
+            return queryset.exclude(replayable_q())
+        return queryset
 
 
 @admin.register(WebhookDelivery)
@@ -43,7 +64,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "attempts",
         "remote_addr",
     ]
-    list_filter = ["state", "result", "action"]
+    list_filter = ["state", "result", ToReplayFilter, "action"]
     list_select_related = ["room"]
     search_fields = ["session_id", "room__name", "room__pagecall_id", "error"]
     date_hierarchy = "received_at"
@@ -95,9 +116,14 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def replay_selected(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         result = replay(queryset.order_by("received_at", "pk"), using=queryset.db)
         level = messages.WARNING if result.failed else messages.SUCCESS
-        self.message_user(
-            request,
-            _("Replayed: %(processed)s processed, %(waiting)s waiting, %(failed)s failed.")
-            % {"processed": result.processed, "waiting": result.waiting, "failed": result.failed},
-            level,
-        )
+        text = _("Replayed: %(processed)s processed, %(waiting)s waiting, %(failed)s failed.") % {
+            "processed": result.processed,
+            "waiting": result.waiting,
+            "failed": result.failed,
+        }
+        if result.unprocessable:
+            text += " " + _(
+                "Of the failed, %(count)s were refused for an invalid or too large body: "
+                "replaying cannot process them."
+            ) % {"count": result.unprocessable}
+        self.message_user(request, text, level)

@@ -5,6 +5,7 @@ Import them from here (``from django_pagecall.models import Room``); the
 submodules are an internal split.
 """
 
+from .outbox import PendingAction
 from .rooms import Member, MemberType, PagecallUser, Room, RoomType, SyncState
 from .sessions import Session, SessionQuerySet
 from .webhooks import DeliveryResult, DeliveryState, WebhookDelivery
@@ -15,6 +16,7 @@ __all__ = [
     "Member",
     "MemberType",
     "PagecallUser",
+    "PendingAction",
     "Room",
     "RoomType",
     "Session",

@@ -3,8 +3,11 @@
 A row records what came in (headers with secrets masked, the raw body, the
 remote address, when) and what became of it (processed, failed with the
 error and traceback, or waiting for the room's Pagecall id), so failures can
-be seen in the admin and replayed. Requests that fail authentication are
-never stored. Only :mod:`django_pagecall.webhooks` writes these rows.
+be seen in the admin and replayed. A delivery refused for its body (answered
+400 or 413) is ``failed`` with the result ``invalid`` or ``too_large``: running
+it again cannot help, so ``pagecall_replay`` leaves it out unless it is named
+(``--id``, or the admin's action). Requests that fail authentication are never
+stored. Only :mod:`django_pagecall.webhooks` writes these rows.
 """
 
 from __future__ import annotations
@@ -26,11 +29,15 @@ class DeliveryState(models.TextChoices):
 
 
 class DeliveryResult(models.TextChoices):
-    """What a processed delivery did (blank while it is not processed)."""
+    """What a processed delivery did, or why a failed one can never be processed (else blank)."""
 
     APPLIED = "applied", _("applied")
     DUPLICATE = "duplicate", _("duplicate or older: nothing changed")
     ROOM_GONE = "room_gone", _("room no longer exists")
+    # Failed for good: refused with 400 / 413. Replaying it cannot help, so pagecall_replay
+    # leaves it out unless it is named with --id.
+    INVALID = "invalid", _("invalid body")
+    TOO_LARGE = "too_large", _("body too large (not stored)")
 
 
 class WebhookDelivery(models.Model):

@@ -12,7 +12,7 @@ The functions other parts of the app call are re-exported here::
     from django_pagecall.webhooks import apply_waiting, reconcile_sessions, replay
 """
 
-from .processing import apply_waiting, process_stored, replay, replayable
+from .processing import apply_waiting, process_stored, replay, replayable, replayable_q
 from .reconcile import reconcile_room, reconcile_sessions, rooms_to_reconcile
 
 __all__ = [
@@ -22,5 +22,6 @@ __all__ = [
     "reconcile_sessions",
     "replay",
     "replayable",
+    "replayable_q",
     "rooms_to_reconcile",
 ]

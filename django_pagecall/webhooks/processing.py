@@ -17,6 +17,10 @@ Owns the life of a :class:`~django_pagecall.models.WebhookDelivery`:
 * :func:`process_stored` and :func:`replay` run stored deliveries again (admin
   action, ``manage.py pagecall_replay``); effects are idempotent, so running
   one twice changes nothing the second time.
+* A delivery refused for its body (answered 400, or 413 without being read) is
+  stored as ``failed`` with the result ``invalid`` or ``too_large``. Running it
+  again cannot help, so :func:`replayable` (what ``pagecall_replay`` runs by
+  default) leaves it out; replayed by name, it fails again and says why.
 
 A request refused for its credentials is never stored (the view refuses it
 before this module is called), nor is one whose ``roomId`` belongs to
@@ -51,6 +55,9 @@ _TEXT_FIELDS: Final = frozenset({"error", "traceback"})
 _UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 #: A delivery still ``received`` after this long was abandoned by a process that died.
 STALE_AFTER: Final = timedelta(minutes=1)
+#: Results of deliveries refused for their body (400, 413): they fail whenever they run, so
+#: :func:`replayable` leaves them out.
+UNPROCESSABLE: Final[tuple[str, ...]] = (DeliveryResult.INVALID, DeliveryResult.TOO_LARGE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +122,23 @@ def _answer(delivery: WebhookDelivery) -> Outcome:
 def refuse_oversized(
     room_pk: int, size: int, headers: Mapping[str, str], remote_addr: str | None, using: str
 ) -> Outcome:
-    """A body over ``WEBHOOK_MAX_BODY_SIZE``: stored as failed without its body, answered 413."""
+    """A body over ``WEBHOOK_MAX_BODY_SIZE``: stored as failed (``too_large``) without its body,
+    answered 413."""
     from ..conf import pagecall_settings
 
     limit = int(pagecall_settings.WEBHOOK_MAX_BODY_SIZE)
     room = load_room(room_pk, using)
     error = f"body of {size} bytes is over the limit of {limit} (not read)"
     delivery = _store(
-        using, room, b"", headers, remote_addr, None, state=DeliveryState.FAILED, error=error
+        using,
+        room,
+        b"",
+        headers,
+        remote_addr,
+        None,
+        state=DeliveryState.FAILED,
+        result=DeliveryResult.TOO_LARGE,
+        error=error,
     )
     logger.warning("Webhook for room %s refused: %s", room_pk, error)
     return Outcome(
@@ -156,7 +172,15 @@ def receive(
         event = validate(data)
     except InvalidBody as exc:
         delivery = _store(
-            using, room, raw, headers, remote_addr, None, state=DeliveryState.FAILED, error=str(exc)
+            using,
+            room,
+            raw,
+            headers,
+            remote_addr,
+            None,
+            state=DeliveryState.FAILED,
+            result=DeliveryResult.INVALID,
+            error=str(exc),
         )
         logger.warning("Webhook %s for room %s is invalid: %s", delivery.pk, room_pk, exc)
         return Outcome(400, {**exc.as_json(), "delivery": delivery.pk})
@@ -253,13 +277,26 @@ def _mark(delivery: WebhookDelivery, using: str, *, replay: bool = False, **fiel
 def process_stored(delivery: WebhookDelivery, using: str | None = None) -> str:
     """Process a stored delivery again; returns its new state. Errors are recorded, not raised."""
     using = using or delivery._state.db or "default"
+    if delivery.result == DeliveryResult.TOO_LARGE:
+        # Its body was never read: there is nothing to process, and the error says why.
+        logger.warning("Webhook delivery %s cannot be replayed: %s", delivery.pk, delivery.error)
+        _mark(delivery, using, replay=True, state=DeliveryState.FAILED)
+        return delivery.state
     room = (
         Room.objects.using(using).filter(pk=delivery.room_id).first() if delivery.room_id else None
     )
     try:
         event = validate(load_json(delivery.body.encode("utf-8")))
     except InvalidBody as exc:
-        _mark(delivery, using, replay=True, state=DeliveryState.FAILED, result="", error=str(exc))
+        # Also marks the invalid deliveries stored before the ``invalid`` result existed.
+        _mark(
+            delivery,
+            using,
+            replay=True,
+            state=DeliveryState.FAILED,
+            result=DeliveryResult.INVALID,
+            error=str(exc),
+        )
         return delivery.state
     if room is None:
         _mark(
@@ -328,30 +365,52 @@ class ReplayResult:
     processed: int = 0
     waiting: int = 0
     failed: int = 0
+    #: Of the failed: deliveries refused for their body, which no replay can process.
+    unprocessable: int = 0
 
-    def add(self, state: str) -> None:
+    def add(self, state: str, result: str = "") -> None:
         if state == DeliveryState.PROCESSED:
             self.processed += 1
         elif state == DeliveryState.WAITING:
             self.waiting += 1
         else:
             self.failed += 1
+            if result in UNPROCESSABLE:
+                self.unprocessable += 1
+
+    def __str__(self) -> str:
+        text = (
+            f"{self.processed} processed, {self.waiting} waiting for their room's "
+            f"Pagecall id, {self.failed} failed"
+        )
+        if self.unprocessable:
+            text += (
+                f" ({self.unprocessable} refused for an invalid or too large body: "
+                "replaying cannot process them)"
+            )
+        return text
 
 
 def replay(deliveries: Iterable[WebhookDelivery], using: str | None = None) -> ReplayResult:
     """Process each delivery again (any state: a processed one is a duplicate and changes nothing)."""
     result = ReplayResult()
     for delivery in deliveries:
-        result.add(process_stored(delivery, using))
+        result.add(process_stored(delivery, using), delivery.result)
     return result
 
 
 def replayable(using: str = "default") -> QuerySet[WebhookDelivery]:
     """What ``pagecall_replay`` runs again, oldest first: failed and waiting deliveries, and
-    received ones abandoned by a process that died (older than :data:`STALE_AFTER`)."""
+    received ones abandoned by a process that died (older than :data:`STALE_AFTER`).
+
+    Deliveries refused for their body (results in :data:`UNPROCESSABLE`) are left out: they
+    fail whenever they run. They can still be replayed by name."""
+    return WebhookDelivery.objects.using(using).filter(replayable_q()).order_by("received_at", "pk")
+
+
+def replayable_q() -> Q:
+    """The condition of :func:`replayable`, for filtering another queryset (the admin's)."""
     abandoned = Q(state=DeliveryState.RECEIVED, received_at__lt=timezone.now() - STALE_AFTER)
-    return (
-        WebhookDelivery.objects.using(using)
-        .filter(Q(state__in=[DeliveryState.FAILED, DeliveryState.WAITING]) | abandoned)
-        .order_by("received_at", "pk")
+    return (Q(state__in=[DeliveryState.FAILED, DeliveryState.WAITING]) | abandoned) & ~Q(
+        result__in=UNPROCESSABLE
     )

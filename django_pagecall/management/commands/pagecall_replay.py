@@ -1,9 +1,11 @@
 """``manage.py pagecall_replay``: process stored webhook deliveries again.
 
-By default, every ``failed`` and ``waiting`` delivery, oldest first; ``--id``
-picks deliveries by primary key, whatever their state. Safe to run at any
-time and any number of times: applying a delivery twice changes nothing the
-second time. Exits with an error when some delivery still fails.
+By default, every ``failed`` and ``waiting`` delivery, oldest first, except
+those refused for their body (answered 400 or 413: result ``invalid`` or
+``too_large``), which fail whenever they run; ``--id`` picks deliveries by
+primary key, whatever their state or result. Safe to run at any time and any
+number of times: applying a delivery twice changes nothing the second time.
+Exits with an error when some delivery still fails.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class Command(BaseCommand):
             type=int,
             action="append",
             default=[],
-            help="Replay this delivery (repeatable), whatever its state.",
+            help="Replay this delivery (repeatable), whatever its state, even one refused for "
+            "an invalid or too large body.",
         )
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be replayed, change nothing."
@@ -47,7 +50,10 @@ class Command(BaseCommand):
             deliveries = list(processing.replayable(using))
         if options["dry_run"]:
             for delivery in deliveries:
-                self.stdout.write(f"{delivery.pk} {delivery.state} {delivery}")
+                state = (
+                    f"{delivery.state} ({delivery.result})" if delivery.result else delivery.state
+                )
+                self.stdout.write(f"{delivery.pk} {state} {delivery}")
             self.stdout.write(f"{len(deliveries)} to replay")
             return
         if not deliveries:
@@ -58,12 +64,9 @@ class Command(BaseCommand):
         )
         result = processing.ReplayResult()
         for delivery in deliveries:
-            result.add(processing.process_stored(delivery, using))
+            result.add(processing.process_stored(delivery, using), delivery.result)
             progress.advance()
-        summary = (
-            f"{result.processed} processed, {result.waiting} waiting for their room's "
-            f"Pagecall id, {result.failed} failed"
-        )
+        summary = str(result)
         if result.failed:
             raise CommandError(summary)
         self.stdout.write(self.style.SUCCESS(summary))

@@ -1,0 +1,33 @@
+"""Calls to Pagecall owed for rows that no longer exist: a member deleted from a private room
+(Pagecall blocks them) and, when ``DELETE_REMOTE_ROOMS`` is on, a deleted room.
+
+The row is written in the transaction that deletes, so the call cannot be lost with a broker
+that is down or a task whose retries ran out: ``pagecall_sync`` and the periodic sweep send
+what is left here. The row is removed once Pagecall has answered.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class PendingAction(models.Model):
+    class Kind(models.TextChoices):
+        BLOCK_MEMBER = "block_member", _("block a member (deleted from a private room)")
+        DELETE_ROOM = "delete_room", _("delete a room (deleted locally)")
+
+    kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    room_pagecall_id = models.CharField(_("Pagecall room id"), max_length=64)
+    user_id = models.CharField(_("Pagecall user id"), max_length=255, blank=True, default="")
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pending Pagecall call")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        target = f"{self.user_id} in " if self.user_id else ""
+        return f"{self.get_kind_display()}: {target}{self.room_pagecall_id}"
