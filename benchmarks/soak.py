@@ -41,7 +41,6 @@ import logging
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.redis_server import RedisServer, RedisUnavailable, free_port  # noqa: E402
+
 QUEUE = "pagecall-soak"
 FAULTS = [
     "pagecall 5xx",
@@ -61,12 +64,6 @@ FAULTS = [
     "worker SIGKILL",
     "pagecall drops before",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.1) -> bool:
@@ -102,43 +99,15 @@ class Tally:
 # -- processes and servers ------------------------------------------------------------------------
 
 
-class Redis:
-    """A redis-server of our own that keeps nothing: a restart loses every queued task."""
+class Redis(RedisServer):
+    """The broker: a redis-server of our own that keeps nothing, so a restart loses every
+    queued task."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("soak: redis-server is not installed")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        if not wait_until(self.answers, 10):
-            raise SystemExit("soak: redis-server did not start")
-
-    def answers(self) -> bool:
+    def start(self, timeout: float = 10.0) -> None:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+            super().start(timeout)
+        except RedisUnavailable as exc:
+            raise SystemExit(f"soak: {exc}") from exc
 
 
 class Worker:
@@ -671,7 +640,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ["BENCH_DATABASE"] = args.database  # read by benchmarks._setup when imported
     os.environ.pop("BENCH_DATABASE_URL", None)
-    sys.path.insert(0, str(ROOT))
     workdir = Path(tempfile.mkdtemp(prefix="pagecall-soak-"))
     soak = Soak(args, workdir)
     soak.tally.say(

@@ -52,6 +52,7 @@ from django.utils.translation import gettext_lazy as _
 from .. import sync
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session, SyncState
+from ..models.rooms import MIRRORED_FIELDS
 from .sessions import SessionInline, online_now, with_online
 
 #: Badge colours (background) per sync state; the text is always white, for contrast.
@@ -64,20 +65,6 @@ BADGE_COLOURS = {
 
 #: Fields only ``POST /rooms`` carries (see the module docstring).
 CREATION_ONLY_FIELDS = ("type", "record", "max_meeting_seconds")
-
-MIRRORED_FIELDS = (
-    "application_id",
-    "layout",
-    "thumbnail_url",
-    "meeting_time",
-    "started_at",
-    "terminated_at",
-    "pagecall_created_at",
-    "pagecall_updated_at",
-    "sessions_count",
-    "members_count",
-    "counters_at",
-)
 
 
 def sync_badge(obj: Room | Member) -> SafeString:

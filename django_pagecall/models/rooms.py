@@ -21,6 +21,21 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
 
+#: A room's fields that come from Pagecall (its Room object, and the webhooks' counters).
+MIRRORED_FIELDS = (
+    "application_id",
+    "layout",
+    "thumbnail_url",
+    "meeting_time",
+    "started_at",
+    "terminated_at",
+    "pagecall_created_at",
+    "pagecall_updated_at",
+    "sessions_count",
+    "members_count",
+    "counters_at",
+)
+
 #: Fields only the app's sync code writes; a plain ``save()`` of an existing row leaves them alone.
 SYNC_FIELDS = frozenset(
     {
@@ -34,17 +49,7 @@ SYNC_FIELDS = frozenset(
         "pagecall_id",
         "is_blocked",
         "terminate_requested",
-        "application_id",
-        "layout",
-        "thumbnail_url",
-        "meeting_time",
-        "started_at",
-        "terminated_at",
-        "pagecall_created_at",
-        "pagecall_updated_at",
-        "sessions_count",
-        "members_count",
-        "counters_at",
+        *MIRRORED_FIELDS,
     }
 )
 
