@@ -31,7 +31,8 @@ from django.db import connections
 
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Room, Session
-from tests.conftest import free_port, wait_for
+from tests.conftest import wait_for
+from tests.redis_server import free_port
 from tests.test_demo import MANAGE, demo_env
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,8 @@ from django.db import transaction
 from django_pagecall import signals
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Member, Room, SyncState
-from tests.conftest import RedisServer, WorkerProcess, wait_for
+from tests.conftest import WorkerProcess, wait_for
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -406,7 +406,8 @@ def test_broker_down_at_save_leaves_a_pending_row_and_the_sweep_sends_it(
     pagecall_emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     from tests.celery_app import app
-    from tests.conftest import free_port, use_broker
+    from tests.conftest import use_broker
+    from tests.redis_server import free_port
 
     app.conf.task_always_eager = False
     previous = use_broker(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
