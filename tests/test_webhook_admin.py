@@ -16,6 +16,7 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.db import DatabaseError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.test import Client
@@ -34,7 +35,13 @@ from django_pagecall.emulator import Emulator
 from django_pagecall.models import DeliveryResult, DeliveryState, Room, Session, WebhookDelivery
 from django_pagecall.webhook_auth import SECRET_HEADER
 from django_pagecall.webhooks import processing
-from tests.test_webhook_support import PagecallRoom, make_room, post, session_id_of
+from tests.test_webhook_support import (
+    PagecallRoom,
+    failing_processing,
+    make_room,
+    post,
+    session_id_of,
+)
 
 
 class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -176,13 +183,11 @@ def test_deliveries_list_filters_and_shows_masked_headers(
 
 
 def test_the_replay_action_processes_failed_deliveries(
-    pagecall_emulator: Emulator, admin_client: Client, monkeypatch: pytest.MonkeyPatch
+    pagecall_emulator: Emulator, admin_client: Client
 ) -> None:
     room = make_room(pagecall_emulator)
-    monkeypatch.setattr(processing, "apply_event", _broken)
-    with pytest.raises(RuntimeError):
+    with failing_processing(), pytest.raises(DatabaseError):
         post(admin_client, room.join("alice"), room.headers)
-    monkeypatch.undo()
     failed = WebhookDelivery.objects.get()
     response = admin_client.post(
         DELIVERIES,
@@ -225,10 +230,6 @@ def test_deliveries_refused_for_their_body_are_filtered_out_of_what_to_replay(
         DeliveryResult.INVALID,
         2,
     )
-
-
-def _broken(*args: Any, **kwargs: Any) -> None:
-    raise RuntimeError("broken for the test")
 
 
 def test_replay_needs_the_change_permission(admin_client: Client) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import DatabaseError
 from django.test import Client
 from django.utils import timezone
 
@@ -19,6 +20,7 @@ from django_pagecall.webhooks import processing, reconcile_sessions
 from tests.test_webhook_support import (
     PagecallRoom,
     SignalLog,
+    failing_processing,
     make_room,
     post,
     session_id_of,
@@ -28,10 +30,6 @@ from tests.test_webhook_support import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 __all__ = ["session_signals"]  # a fixture, imported to be registered here
-
-
-def _broken(*args: Any, **kwargs: Any) -> None:
-    raise RuntimeError("broken for the test")
 
 
 def run(*args: str) -> tuple[str, str]:
@@ -47,16 +45,14 @@ def test_replay_applies_failed_deliveries_once(
     pagecall_emulator: Emulator,
     client: Client,
     session_signals: SignalLog,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     room = make_room(pagecall_emulator)
     joined = room.join("alice")
     left = room.leave(session_id_of(joined))
-    monkeypatch.setattr(processing, "apply_event", _broken)
-    for body in (left, joined):
-        with pytest.raises(RuntimeError):
-            post(client, body, room.headers)
-    monkeypatch.undo()
+    with failing_processing():
+        for body in (left, joined):
+            with pytest.raises(DatabaseError):
+                post(client, body, room.headers)
     assert WebhookDelivery.objects.filter(state=DeliveryState.FAILED).count() == 2
 
     out, err = run("pagecall_replay")
@@ -107,16 +103,16 @@ def test_replay_takes_up_deliveries_abandoned_mid_way(
 
 
 def test_replay_fails_loudly_for_what_still_fails(
-    pagecall_emulator: Emulator, client: Client, monkeypatch: pytest.MonkeyPatch
+    pagecall_emulator: Emulator, client: Client
 ) -> None:
     room = make_room(pagecall_emulator)
-    monkeypatch.setattr(processing, "apply_event", _broken)
-    with pytest.raises(RuntimeError):
-        post(client, room.join("alice"), room.headers)
-    dry, _ = run("pagecall_replay", "--dry-run")
-    assert "1 to replay" in dry
-    with pytest.raises(CommandError, match="1 failed"):
-        run("pagecall_replay")
+    with failing_processing():
+        with pytest.raises(DatabaseError):
+            post(client, room.join("alice"), room.headers)
+        dry, _ = run("pagecall_replay", "--dry-run")
+        assert "1 to replay" in dry
+        with pytest.raises(CommandError, match="1 failed"):
+            run("pagecall_replay")
     delivery = WebhookDelivery.objects.get()
     assert (delivery.state, delivery.result, delivery.attempts) == (DeliveryState.FAILED, "", 2)
     assert "broken for the test" in delivery.error

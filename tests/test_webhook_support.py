@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from django.test import Client
 from django_pagecall import signals
 from django_pagecall.client import get_client
 from django_pagecall.emulator import Emulator
-from django_pagecall.models import Room, Session, SyncState
+from django_pagecall.models import Room, Session, SyncState, WebhookDelivery
 from django_pagecall.webhook_auth import headers_for_room
 
 WEBHOOK_PATH = "/pagecall/webhook/"
@@ -126,3 +127,41 @@ def session_signals() -> Iterator[SignalLog]:
     yield log
     for name, receiver in connected:
         getattr(signals, name).disconnect(receiver)
+
+
+@contextmanager
+def failing_processing(message: str = "broken for the test") -> Iterator[None]:
+    """While inside, no delivery can be marked processed: the database refuses it (a trigger).
+
+    A real failure in the middle of processing, on every path (one statement on PostgreSQL,
+    the ORM elsewhere, replays), where patching a Python function would skip the statement
+    that production runs. Storing a delivery as received, waiting or failed still works.
+    """
+    table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
+    if connection.vendor == "postgresql":
+        create = [
+            "CREATE FUNCTION pagecall_test_refuse() RETURNS trigger LANGUAGE plpgsql"
+            f" AS $$ BEGIN RAISE EXCEPTION '{message}'; END $$",
+            f"CREATE TRIGGER pagecall_test_refuse BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW"
+            " WHEN (NEW.state = 'processed') EXECUTE FUNCTION pagecall_test_refuse()",
+        ]
+        drop = [
+            f"DROP TRIGGER IF EXISTS pagecall_test_refuse ON {table}",
+            "DROP FUNCTION IF EXISTS pagecall_test_refuse()",
+        ]
+    else:
+        create = [
+            f"CREATE TRIGGER pagecall_test_refuse_{op} BEFORE {op} ON {table}"
+            f" WHEN NEW.state = 'processed' BEGIN SELECT RAISE(ABORT, '{message}'); END"
+            for op in ("INSERT", "UPDATE")
+        ]
+        drop = [f"DROP TRIGGER IF EXISTS pagecall_test_refuse_{op}" for op in ("INSERT", "UPDATE")]
+    with connection.cursor() as cursor:
+        for statement in create:
+            cursor.execute(statement)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for statement in drop:
+                cursor.execute(statement)

@@ -21,7 +21,10 @@ end right, with no lock taken by hand:
 * A session never moves between rooms: a ``sessionId`` already recorded for
   another room is left alone (it reads as a duplicate).
 
-On PostgreSQL all of it is one statement (:func:`.queries.apply_postgresql`): an
+On PostgreSQL the view's common case does all of it, and stores the delivery,
+in one call of the function of migration 0005 (:func:`.queries.receive_postgresql`),
+whose statements are the ones below. Replays and deliveries that waited use
+:func:`apply_event`, one statement (:func:`.queries.apply_postgresql`): an
 ``INSERT ... ON CONFLICT (session_id) DO UPDATE ... WHERE <newer>
 RETURNING`` that returns the row only when it inserted or changed it, and,
 in the same ``WITH``, the counters ``UPDATE`` and the delivery's ``UPDATE``.
@@ -38,6 +41,7 @@ from typing import Any
 
 from django.db import IntegrityError, connections, transaction
 from django.db.models import F, Q
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import signals
@@ -80,12 +84,21 @@ def apply_event(
         room.members_count = event.members_count
         room.counters_at = event.timestamp
     if session is not None:
-        _announce(session, room, event, using)
+        announce(session, room, event, using)
     return session
 
 
-def _announce(session: Session, room: Room, event: WebhookEvent, using: str) -> None:
-    signal = signals.session_joined if event.action == SESSION_JOINED else signals.session_left
+def _signal_of(event: WebhookEvent) -> Signal:
+    return signals.session_joined if event.action == SESSION_JOINED else signals.session_left
+
+
+def has_receivers(event: WebhookEvent) -> bool:
+    """Whether the signal this event would send has receivers (else its rows need not be read)."""
+    return _signal_of(event).has_listeners(Session)
+
+
+def announce(session: Session, room: Room, event: WebhookEvent, using: str) -> None:
+    signal = _signal_of(event)
 
     def send() -> None:  # a def, not functools.partial: robust=True needs a __qualname__
         signal.send(sender=Session, session=session, room=room)

@@ -2,14 +2,20 @@
 
 Owns the life of a :class:`~django_pagecall.models.WebhookDelivery`:
 
-* :func:`receive` (the view's path): look the room up, validate, store the
+* :func:`receive` (the view's path). On PostgreSQL the common case (a valid
+  event for a room whose Pagecall id is stored) is one statement, the
+  function of migration 0005 (:func:`.queries.receive_postgresql`): the
+  delivery is stored as processed in the same transaction as its effects, so
+  neither is ever stored without the other. If that statement fails, nothing
+  of it is written; the delivery is then stored as ``failed`` with the error
+  and traceback, and the error is logged and raised again. Everything else
+  (an invalid body, a room gone, waiting or not the payload's, and any other
+  backend) takes the general path: look the room up, validate, store the
   delivery (committed, state ``received``), then apply it
   (:func:`.effects.apply_event`: the effects and the delivery marked
-  ``processed``, all or nothing). On PostgreSQL that is three queries. If
-  applying fails, the delivery is marked ``failed`` with the error and
-  traceback, and the error is logged and raised again. A delivery still
-  ``received`` later means the process died while applying it; the replay
-  picks those up.
+  ``processed``, all or nothing), a failure marking it ``failed``. A delivery
+  still ``received`` later means the process died while applying it; the
+  replay picks those up.
 * A delivery for a room whose Pagecall id is not stored yet is stored as
   ``waiting``: the room itself is known (its primary key is authenticated),
   but the payload's ``roomId`` cannot be checked until Pagecall's answer to
@@ -37,12 +43,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
+from django.db import connections
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
-from ..models import DeliveryResult, DeliveryState, Room, WebhookDelivery
-from .effects import apply_event
-from .queries import insert_delivery, load_room
+from ..models import DeliveryResult, DeliveryState, Room, Session, WebhookDelivery
+from .effects import announce, apply_event, has_receivers
+from .queries import APPLIED, DUPLICATE, insert_delivery, load_room, receive_postgresql
 from .serializers import InvalidBody, WebhookEvent, claimed_room_id, load_json, validate
 
 logger = logging.getLogger(__name__)
@@ -150,6 +157,10 @@ def receive(
     room_pk: int, raw: bytes, headers: Mapping[str, str], remote_addr: str | None, using: str
 ) -> Outcome:
     """Store and process one authenticated webhook for the local room ``room_pk``."""
+    if connections[using].vendor == "postgresql":
+        outcome = _receive_in_one_statement(room_pk, raw, headers, remote_addr, using)
+        if outcome is not None:
+            return outcome
     room = load_room(room_pk, using)
     try:
         data = load_json(raw)
@@ -223,6 +234,93 @@ def receive(
         "Webhook %s: %s %s %s", delivery.pk, event.action, event.session_id, delivery.result
     )
     return _answer(delivery)
+
+
+def _receive_in_one_statement(
+    room_pk: int, raw: bytes, headers: Mapping[str, str], remote_addr: str | None, using: str
+) -> Outcome | None:
+    """The common case on PostgreSQL: a valid event for a room with its Pagecall id, stored and
+    applied by one statement (:func:`.queries.receive_postgresql`).
+
+    ``None`` means nothing was written and the general path must take it: an invalid body, a
+    room that is gone, has no Pagecall id yet, or is not the payload's.
+    """
+    try:
+        event = validate(load_json(raw))
+    except InvalidBody:
+        return None  # the general path stores it and says why, with the room mismatch first
+    body = db_text(raw.decode("utf-8", errors="replace"))
+    now = timezone.now()
+    try:
+        received = receive_postgresql(
+            room_pk,
+            event,
+            masked_headers(headers),
+            body,
+            remote_addr or None,
+            now,
+            using,
+            rows=has_receivers(event),
+        )
+    except Exception as exc:
+        # Nothing of it was written (one statement): store the delivery as failed, for replay.
+        delivery = _store_failure(using, room_pk, raw, headers, remote_addr, event, exc)
+        logger.exception(
+            "Webhook delivery %s for room %s (%s %s) failed; stored as failed for replay",
+            delivery.pk if delivery else None,
+            room_pk,
+            event.action,
+            event.session_id,
+        )
+        raise
+    if received.outcome not in (APPLIED, DUPLICATE):
+        return None
+    if received.session is not None and received.room is not None:
+        announce(received.session, received.room, event, using)
+    elif received.outcome == APPLIED and has_receivers(event):
+        # Connected while the statement ran: the rows were not asked for, so read them now.
+        session = Session.objects.using(using).get(session_id=event.session_id)
+        announce(session, session.room, event, using)
+    logger.debug(
+        "Webhook %s: %s %s %s",
+        received.delivery_pk,
+        event.action,
+        event.session_id,
+        received.outcome,
+    )
+    return Outcome(
+        200,
+        {
+            "status": DeliveryState.PROCESSED.value,
+            "result": received.outcome,
+            "delivery": received.delivery_pk,
+        },
+    )
+
+
+def _store_failure(
+    using: str,
+    room_pk: int,
+    raw: bytes,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    event: WebhookEvent,
+    exc: BaseException,
+) -> WebhookDelivery | None:
+    try:
+        return _store(
+            using,
+            load_room(room_pk, using),
+            raw,
+            headers,
+            remote_addr,
+            event,
+            state=DeliveryState.FAILED,
+            **_error_fields(exc),
+        )
+    except Exception:  # e.g. the database is gone: the original error is what gets raised
+        logger.exception("Could not store the failed webhook delivery for room %s", room_pk)
+        return None
 
 
 def _wait(

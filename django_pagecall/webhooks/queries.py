@@ -1,20 +1,26 @@
 """The statements on a webhook's path, hand-written for PostgreSQL (the ORM elsewhere).
 
-A webhook is little work around three statements: load the room, store the
-delivery, apply the event. On this path the ORM's query compilation costs
-more than PostgreSQL takes to run them, so on PostgreSQL each is written once
-per database alias (from the models' metadata, identifiers quoted by the
-backend, every value a parameter) and run with a plain Django cursor, so
-query logging, execute wrappers and error translation still apply. Rows come
-back as the ORM would build them: psycopg returns the Python types Django
-uses, and ``Model.from_db`` builds the instance. The rules the apply
-statement carries out are described in :mod:`.effects`.
+The view's common case is one statement: :func:`receive_postgresql` calls the
+PL/pgSQL function of migration 0005, which checks the room, applies the event
+and stores the delivery in one transaction. PostgreSQL plans the function's
+statements once per connection; parameters are bound on the server, not
+quoted into the text by Python. The general path (replays, deliveries that
+waited for their room, anything unusual) uses the other three: load the
+room, store the delivery, apply the event. On this path the ORM's query
+compilation costs more than PostgreSQL takes to run them, so on PostgreSQL
+each is written once per database alias (from the models' metadata,
+identifiers quoted by the backend, every value a parameter) and run with a
+plain Django cursor, so query logging, execute wrappers and error
+translation still apply. Rows come back as the ORM would build them: psycopg
+returns the Python types Django uses, and ``Model.from_db`` builds the
+instance. The rules the statements carry out are described in :mod:`.effects`.
 """
 
 from __future__ import annotations
 
 import json
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -191,3 +197,113 @@ def apply_postgresql(
         return None, False  # a duplicate: only the delivery changed
     # psycopg hands back the Python types Django would (PostgreSQL needs no converters here).
     return Session.from_db(using, _field_names(Session), row[:-1]), bool(row[-1])
+
+
+# -- a whole webhook in one statement ---------------------------------------------------------
+
+#: What :func:`receive_postgresql` tells the caller; the last three leave everything to it.
+APPLIED, DUPLICATE = DeliveryResult.APPLIED.value, DeliveryResult.DUPLICATE.value
+ROOM_GONE, WAITING, ROOM_MISMATCH = "room_gone", "waiting", "room_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What the function ``django_pagecall_receive_webhook`` (migration 0005) did."""
+
+    outcome: str  # APPLIED or DUPLICATE: stored and applied; else nothing was written
+    delivery_pk: int | None
+    counters_updated: bool
+    session: Session | None  # as stored, when the event changed it
+    room: Room | None  # as stored
+
+
+def _server_binding_cursor(using: str) -> Any:
+    """A cursor that sends its parameters apart from the statement (psycopg's ``Cursor``), in
+    Django's wrapper (error translation, execute wrappers, query logging).
+
+    Django's default, client-side binding, quotes every parameter into the text in Python,
+    which on this path cost more than the rest of the call. The statement is not prepared
+    (unless the site's ``prepare_threshold`` says so), so a transaction-mode pooler is fine.
+    """
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    connection = connections[using]
+    if not is_psycopg3:  # psycopg2 binds on the client whatever the cursor
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    cursor: Any = psycopg.Cursor(connection.connection)  # the stubs want a wrapper; Django doesn't
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
+
+
+@cache
+def _receive_sql(using: str, rows: bool) -> str:
+    """The call; with ``rows``, the session and room as stored, spread into the models' columns
+    (``(o.room).*`` would be the table's columns as they are, not necessarily the model's order)."""
+    q = connections[using].ops.quote_name
+    columns = ["o.outcome", "o.delivery_id", "o.counters_updated"]
+    if rows:
+        columns += [
+            f"(o.session).{q(f.column or f.attname)}" for f in Session._meta.concrete_fields
+        ]
+        columns += [f"(o.room).{q(f.column or f.attname)}" for f in Room._meta.concrete_fields]
+    params = ", ".join(["%s"] * 14)
+    return (
+        f"SELECT {', '.join(columns)}"  # noqa: S608
+        f" FROM django_pagecall_receive_webhook({params}) o"
+    )
+
+
+def receive_postgresql(
+    room_pk: int,
+    event: WebhookEvent,
+    headers: dict[str, str],
+    body: str,
+    remote_addr: str | None,
+    now: Any,
+    using: str,
+    *,
+    rows: bool,
+) -> Received:
+    """Store and apply one webhook in one statement (PostgreSQL only; see migration 0005).
+
+    With ``rows``, the session (when it changed) and the room come back as stored;
+    without, converting them is not paid for. Raises whatever the database raises;
+    nothing is written then.
+    """
+    from .serializers import SESSION_JOINED
+
+    params = [
+        room_pk,
+        event.room_id,
+        event.action,
+        event.action == SESSION_JOINED,
+        event.session_id,
+        event.member_id,
+        event.user_id,
+        event.sessions_count,
+        event.members_count,
+        event.timestamp,
+        json.dumps(headers),
+        body,
+        remote_addr,
+        now,
+    ]
+    with _savepoint_if_nested(using), _server_binding_cursor(using) as cursor:
+        cursor.execute(_receive_sql(using, rows), params)
+        row = cursor.fetchone()
+    outcome, delivery_pk, counters = row[0], row[1], bool(row[2])
+    if not rows:
+        return Received(outcome, delivery_pk, counters, None, None)
+    n_session = len(Session._meta.concrete_fields)
+    session_row, room_row = row[3 : 3 + n_session], row[3 + n_session :]
+    session = (
+        Session.from_db(using, _field_names(Session), session_row)
+        if session_row[0] is not None
+        else None
+    )
+    room = Room.from_db(using, _field_names(Room), room_row) if room_row[0] is not None else None
+    return Received(outcome, delivery_pk, counters, session, room)
