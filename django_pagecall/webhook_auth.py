@@ -12,6 +12,7 @@ seen for one room is worthless for another. Keys rotate: the first key of
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Final
 
 from django.conf import settings
@@ -31,8 +32,13 @@ def server_keys() -> list[str]:
     return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
 
 
+@lru_cache(maxsize=4096)
 def room_secret(room_pk: int, key: str) -> str:
-    """64 hex characters (32 bytes) for one room under one server key."""
+    """64 hex characters (32 bytes) for one room under one server key.
+
+    Kept for the rooms seen last, since every webhook needs it: the key it derives from is in
+    memory anyway, and a rotated key is a new cache key.
+    """
     return salted_hmac(_SALT, f"room:{room_pk}", secret=key, algorithm="sha256").hexdigest()
 
 

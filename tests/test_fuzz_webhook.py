@@ -349,6 +349,51 @@ def mutate(body: dict[str, Any], where: tuple[str, ...], how: str, value: Any) -
     return body
 
 
+def _mutated(body: dict[str, Any], changes: list[tuple[tuple[str, ...], str, Any]]) -> Any:
+    mutated: Any = body
+    for where, how, value in changes:
+        if not isinstance(mutated, dict) or (
+            len(where) == 2 and not isinstance(mutated.get("payload"), dict)
+        ):
+            break
+        mutated = mutate(mutated, where, how, value)
+    return mutated
+
+
+@FUZZ
+@given(
+    body=valid_bodies,
+    changes=st.lists(
+        st.tuples(
+            fields,
+            st.sampled_from(["delete", "set", "extra"]),
+            st.one_of(odd_values, json_values, timestamps, ids),
+        ),
+        max_size=3,
+    ),
+)
+def test_the_fast_check_accepts_only_what_the_serializer_accepts(
+    body: dict[str, Any], changes: list[tuple[tuple[str, ...], str, Any]]
+) -> None:
+    """``plainly_valid`` may pass a body to the serializer, never accept one it refuses, and
+    builds the event the serializer's data gives."""
+    for candidate in (body, _mutated(body, changes)):
+        plain = serializers.plainly_valid(candidate)
+        if plain is None:
+            continue
+        assert serializers.WebhookSerializer(data=candidate).is_valid()
+        assert plain == serializers.validate_with_serializer(candidate)
+
+
+def test_what_pagecall_sends_takes_the_fast_check(pagecall_emulator: Emulator) -> None:
+    room = make_room(pagecall_emulator)
+    joined = room.join("alice")
+    for body in (joined, room.leave(joined["payload"]["sessionId"]), room.join(None)):
+        event = serializers.plainly_valid(body)
+        assert event is not None, body
+        assert event == serializers.validate_with_serializer(body)
+
+
 @FUZZ
 @given(
     body=valid_bodies,

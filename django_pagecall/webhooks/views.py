@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import connections, router, transaction
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 from rest_framework import exceptions
@@ -59,7 +59,7 @@ class PagecallWebhookAuthentication(BaseAuthentication):
     """The per-room headers given to Pagecall at room creation; ``request.auth`` is the room's pk."""
 
     def authenticate(self, request: Request) -> tuple[Any, int] | None:
-        headers = request.headers
+        headers = request._request.headers  # not through Request.__getattr__, once per webhook
         if ROOM_HEADER not in headers and SECRET_HEADER not in headers:
             return None  # no credentials at all: the permission check answers 401
         room_pk = authenticated_room_pk(headers)
@@ -203,7 +203,7 @@ class WebhookView(APIView):
             )
         return exc
 
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> HttpResponse:
         room_pk = request.auth
         assert isinstance(room_pk, int)  # IsPagecallRoom
         django_request: HttpRequest = request._request
@@ -220,7 +220,9 @@ class WebhookView(APIView):
         else:
             raw = django_request.body
             outcome = processing.receive(room_pk, raw, headers, remote_addr, using)
-        return Response(outcome.body, status=outcome.status)
+        # The JSON the renderer would write (compact, ASCII), without a renderer per request.
+        body = json.dumps(outcome.body, ensure_ascii=True, separators=(",", ":"))
+        return HttpResponse(body, status=outcome.status, content_type="application/json")
 
 
 @cache
