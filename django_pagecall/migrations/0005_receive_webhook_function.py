@@ -78,6 +78,8 @@ BEGIN
      ORDER BY CASE WHEN m.pagecall_id = p_member_id THEN 0 ELSE 1 END, m.id
      LIMIT 1;
 
+    -- The two session statements differ only in the column (joined_at or left_at): static
+    -- statements keep their plans, where one built with format() would be planned per call.
     IF p_joined THEN
         INSERT INTO django_pagecall_session AS s
             (room_id, session_id, member_id, user_id, room_member_id, joined_at, source, created_at, updated_at)
