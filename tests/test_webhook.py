@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import DatabaseError, connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
@@ -506,6 +507,25 @@ def test_one_statement_per_webhook_on_postgresql(
         assert post(client, joined, room.headers).json()["result"] == "applied"
     with django_assert_num_queries(1):
         assert post(client, joined, room.headers).json()["result"] == "duplicate"
+
+
+def test_migration_0005_creates_the_function_and_reversing_it_drops_it() -> None:
+    requires_postgres("the function is PostgreSQL's; other backends get nothing")
+
+    def function_exists() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_proc WHERE proname = 'django_pagecall_receive_webhook'"
+            )
+            return bool(cursor.fetchone()[0])
+
+    assert function_exists()
+    try:
+        call_command("migrate", "django_pagecall", "0004", verbosity=0)
+        assert not function_exists()
+    finally:
+        call_command("migrate", "django_pagecall", verbosity=0)
+    assert function_exists()
 
 
 def test_the_signal_carries_the_session_and_room_as_stored(
