@@ -9,6 +9,11 @@ One ``requests.Session`` per process, created on first use (so a Celery
 prefork child never shares a parent's sockets), pooled, with
 ``(connect, read)`` timeouts on every call. The transport retries connection
 errors only; everything else is the caller's decision.
+
+The environment (``HTTPS_PROXY``/``NO_PROXY`` and the like, ``REQUESTS_CA_BUNDLE``)
+is read when the session is made, not on every call as ``requests`` otherwise
+does: that scan of ``os.environ`` cost more than the rest of a request. Since
+the API key is the only credential, ``~/.netrc`` is not consulted.
 """
 
 from __future__ import annotations
@@ -138,6 +143,12 @@ class PagecallClient:
             raise_on_status=False,
         )
         session = requests.Session()
+        # What requests would take from the environment for every request to the API (proxies
+        # honouring NO_PROXY, the CA bundle), taken once; then it stops looking.
+        environment = session.merge_environment_settings(self.api_url, {}, None, None, None)
+        session.proxies.update(environment["proxies"])
+        session.verify = environment["verify"]
+        session.trust_env = False
         adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
         session.mount("http://", adapter)
         session.mount("https://", adapter)

@@ -108,6 +108,39 @@ def test_close_forgets_the_session_and_the_next_call_makes_one(
     assert pagecall.session is not before
 
 
+def test_the_environment_is_read_once_when_the_session_is_made(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "ca.pem"))
+    proxied = PagecallClient("key", "https://api.pagecall.com/v1")
+    assert proxied.session.proxies["https"] == "http://proxy.example:3128"
+    assert proxied.session.verify == str(tmp_path / "ca.pem")
+    # requests no longer scans the environment on every call (that cost more than the call).
+    assert proxied.session.trust_env is False
+
+    monkeypatch.setenv("NO_PROXY", "api.pagecall.com")
+    bypassed = PagecallClient("key", "https://api.pagecall.com/v1")
+    assert "https" not in bypassed.session.proxies
+
+
+def test_a_netrc_entry_does_not_replace_the_api_key(
+    pagecall: PagecallClient,
+    pagecall_emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text(f"machine {pagecall_emulator.host} login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    pagecall.create_room(name="Bearer only", type="open")
+    (record,) = pagecall_emulator.requests
+    assert header(record["headers"], "Authorization") == "Bearer test-api-key"
+
+
 @pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 def test_a_forked_child_makes_its_own_session(
     pagecall: PagecallClient, pagecall_emulator: Emulator
