@@ -44,6 +44,20 @@ def requires_postgres() -> None:
         pytest.skip("needs PostgreSQL: a worker in another thread or process shares the database")
 
 
+@pytest.fixture(params=["statements", "orm"])
+def creation_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a room-creation test on both paths: PostgreSQL's hand-written statements
+    (``django_pagecall.sync.queries``) and the ORM's, which every other database uses."""
+    from django_pagecall.sync import queries
+
+    if request.param == "statements":
+        if connection.vendor != "postgresql":
+            pytest.skip("the hand-written statements are PostgreSQL's")
+    else:
+        monkeypatch.setattr(queries, "supported", lambda using: False)
+    return str(request.param)
+
+
 @pytest.fixture(autouse=True)
 def _eager_unless_integration(request: pytest.FixtureRequest) -> Iterator[None]:
     eager = request.node.get_closest_marker("integration") is None

@@ -21,6 +21,7 @@ from ..exceptions import (
 from ..models import Member, Room, RoomType, SyncState
 from ..resources import Room as RemoteRoom
 from ..webhook_auth import headers_for_room
+from . import queries
 from .base import (
     RetryLater,
     _enqueue,
@@ -50,6 +51,12 @@ def create_room(room_pk: int, using: str = "default") -> None:
 
     Raises :class:`RetryLater` when the room is not done yet and not failed.
     """
+    if queries.supported(using):
+        # The usual case, a pending room, in one statement; anything else is decided below.
+        claim = _claim_in_one_statement(room_pk, using)
+        if claim is not None:
+            _send_create(claim, using)
+            return
     for _ in range(3):  # claim, or resolve an expired claim, then act; bounded
         room = Room.objects.using(using).filter(pk=room_pk).first()
         if room is None:
@@ -118,6 +125,21 @@ def _claim(room: Room, using: str) -> _Claim | None:
     return _Claim(room=room, lease_until=lease, members=members)
 
 
+def _claim_in_one_statement(room_pk: int, using: str) -> _Claim | None:
+    """:func:`_claim` of a pending room with attempts left, without reading the row first
+    (PostgreSQL); None when it did not claim the room, whatever the reason."""
+    now = timezone.now()
+    lease = now + timedelta(seconds=lease_seconds())
+    claimed = queries.claim(room_pk, using, now, lease, int(pagecall_settings.MAX_ATTEMPTS))
+    if claimed is None:
+        return None
+    room = claimed.room
+    logger.info(
+        "Creating room %s %r on Pagecall (attempt %s)", room.pk, room.name, room.sync_attempts
+    )
+    return _Claim(room=room, lease_until=room.lease_until, members=claimed.members)
+
+
 def _renew(claim: _Claim, using: str) -> None:
     lease = timezone.now() + timedelta(seconds=lease_seconds())
     renewed = (
@@ -174,6 +196,8 @@ def _store_created(
     room: Room, remote: RemoteRoom, using: str, lease_until: Any, member_pks: list[int]
 ) -> bool:
     """Record the room's Pagecall id (once), mark the members sent with it, then follow up."""
+    if queries.supported(using):
+        return _store_created_on_postgresql(room, remote, using, lease_until, member_pks)
     try:
         with transaction.atomic(using=using):
             stored = (
@@ -216,6 +240,42 @@ def _store_created(
     logger.info("Room %s %r is on Pagecall as %s", room.pk, room.name, remote.id)
     _apply_waiting_webhooks(room, using)
     _follow_up(room, using)
+    return True
+
+
+def _store_created_on_postgresql(
+    room: Room, remote: RemoteRoom, using: str, lease_until: Any, member_pks: list[int]
+) -> bool:
+    """:func:`_store_created` on PostgreSQL: the same writes and follow-ups in two statements.
+
+    The follow-ups are looked for once the row is committed, as on the ORM path: a member
+    or a webhook that arrives in the meantime finds the Pagecall id, or is found here.
+    """
+    try:
+        stored = queries.store(room.pk, remote, lease_until, member_pks, timezone.now(), using)
+    except IntegrityError:
+        logger.error("Room %s: Pagecall id %s already belongs to another room", room.pk, remote.id)
+        raise
+    if stored is None:
+        logger.warning(
+            "Room %s: created on Pagecall as %s but the claim was lost; not stored",
+            room.pk,
+            remote.id,
+        )
+        return False
+
+    def announce() -> None:
+        signals.room_created.send(sender=Room, room=stored)  # the row as stored
+
+    transaction.on_commit(announce, using=using, robust=True)
+    logger.info("Room %s %r is on Pagecall as %s", room.pk, room.name, remote.id)
+    found = queries.follow_ups(room.pk, using)
+    if found.deliveries_waiting:
+        _apply_waiting_webhooks(stored, using)
+    for member_pk, task_name in found.members:
+        _enqueue(task_name, member_pk, using)
+    if stored.needs_update:
+        _enqueue("update_room", room.pk, using)
     return True
 
 

@@ -1,0 +1,246 @@
+"""Creating a room while other things happen to it, on both paths of ``sync.create_room``:
+PostgreSQL's hand-written statements (claim, store, follow-ups) and the ORM's.
+
+Tasks run eagerly; the room is created in a thread of its own while the test, on its own
+database connection, does what a site or another worker would do during the ``POST /rooms``
+(which the emulator holds back for a moment).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import IntegrityError, connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from django_pagecall import signals, sync
+from django_pagecall.emulator import Emulator
+from django_pagecall.models import Member, Room, SyncState
+from django_pagecall.resources import Room as RemoteRoom
+from django_pagecall.sync import rooms as room_sync
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("creation_path")]
+
+SLOW_POST = 0.6  # seconds the emulator holds ``POST /rooms`` back
+
+
+def posts(emu: Emulator, route: str = "/rooms") -> list[dict[str, Any]]:
+    return [r for r in emu.requests if r["method"] == "POST" and r["route"] == route]
+
+
+@pytest.fixture
+def created() -> Iterator[list[Room]]:
+    """The rooms ``room_created`` was sent with, in order."""
+    seen: list[Room] = []
+
+    def receiver(sender: Any, room: Room, **kwargs: Any) -> None:
+        seen.append(room)
+
+    signals.room_created.connect(receiver, weak=False)
+    yield seen
+    signals.room_created.disconnect(receiver)
+
+
+def pending_room(name: str = "Standup", members: tuple[str, ...] = ("ann", "bob")) -> Room:
+    """A pending room and its members, saved without queueing anything (the test sends it)."""
+    Room.objects.bulk_create([Room(name=name, type="public")])
+    room = Room.objects.get(name=name)
+    Member.objects.bulk_create([Member(room=room, user_id=user_id) for user_id in members])
+    return room
+
+
+def creating_in_a_thread(room: Room, emu: Emulator) -> tuple[threading.Thread, list[BaseException]]:
+    """Start ``create_room`` in a thread with a slow POST; return once the POST is under way."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sync.create_room(room.pk)
+        except BaseException as exc:  # the test reads it
+            errors.append(exc)
+        finally:
+            connections.close_all()  # this thread's connection
+
+    emu.inject("POST", "/rooms", delay=SLOW_POST)
+    worker = threading.Thread(target=run)
+    worker.start()
+    wait_for(lambda: Room.objects.get(pk=room.pk).sync_state == SyncState.CREATING)
+    wait_for(lambda: emu.faults == [])  # the POST has reached Pagecall: its members were read
+    return worker, errors
+
+
+def finished(worker: threading.Thread, errors: list[BaseException]) -> None:
+    worker.join(10)
+    assert not worker.is_alive()
+    assert errors == []
+
+
+def test_the_claim_is_committed_before_the_call_and_the_answer_stored_once(
+    pagecall_emulator: Emulator, created: list[Room]
+) -> None:
+    room = pending_room()
+    worker, errors = creating_in_a_thread(room, pagecall_emulator)
+    # Seen from another connection while the POST is under way: claimed, with a lease.
+    claimed = Room.objects.get(pk=room.pk)
+    assert claimed.sync_attempts == 1
+    assert claimed.attempt_started_at is not None
+    assert claimed.lease_until is not None and claimed.lease_until > timezone.now()
+    assert claimed.pagecall_id is None
+    assert created == []
+    finished(worker, errors)
+
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert room.lease_until is None
+    assert room.synced_at is not None
+    (post,) = posts(pagecall_emulator)
+    assert [m["user_id"] for m in post["body"]["members"]] == ["ann", "bob"]
+    assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.SYNCED}
+    # Once, after the commit, with the row as stored.
+    (announced,) = created
+    assert isinstance(announced, Room)
+    assert announced.pk == room.pk
+    assert announced.pagecall_id == room.pagecall_id
+    assert announced.sync_state == SyncState.SYNCED
+    assert announced.layout == room.layout
+    assert announced.pagecall_created_at == room.pagecall_created_at
+    sync.create_room(room.pk)  # run again: nothing more
+    assert len(posts(pagecall_emulator)) == 1
+    assert len(created) == 1
+
+
+def test_members_added_during_the_call_are_sent_after_it(pagecall_emulator: Emulator) -> None:
+    room = pending_room()
+    worker, errors = creating_in_a_thread(room, pagecall_emulator)
+    # Its task runs now (eagerly), finds no Pagecall id, and leaves it to the room's creation.
+    late = Member.objects.create(room=room, user_id="late", type="host")
+    assert Member.objects.get(pk=late.pk).sync_state == SyncState.PENDING
+    finished(worker, errors)
+
+    late.refresh_from_db()
+    assert late.sync_state == SyncState.SYNCED
+    room.refresh_from_db()
+    on_pagecall = {m["user_id"] for m in pagecall_emulator.members(room.pagecall_id or "")}
+    assert on_pagecall == {"ann", "bob", "late"}
+    (member_post,) = posts(pagecall_emulator, "/rooms/{room_id}/members")
+    assert member_post["body"]["user_id"] == "late"
+    (room_post,) = posts(pagecall_emulator)
+    assert "late" not in [m["user_id"] for m in room_post["body"]["members"]]
+
+
+def test_a_member_changed_during_the_call_is_updated_after_it(
+    pagecall_emulator: Emulator,
+) -> None:
+    room = pending_room()
+    worker, errors = creating_in_a_thread(room, pagecall_emulator)
+    bob = Member.objects.get(room=room, user_id="bob")
+    bob.name = "Bob B."
+    bob.type = "host"
+    bob.save()  # sent with the room as it was read; the change must follow
+    finished(worker, errors)
+
+    bob.refresh_from_db()
+    assert bob.sync_state == SyncState.SYNCED
+    assert bob.needs_update is False
+    puts = [
+        r
+        for r in pagecall_emulator.requests
+        if r["method"] == "PUT" and r["route"] == "/rooms/{room_id}/members/{member_id}"
+    ]
+    assert [p["body"] for p in puts] == [{"name": "Bob B.", "type": "host"}]
+
+
+def test_a_claim_lost_during_the_call_stores_nothing(
+    pagecall_emulator: Emulator, created: list[Room]
+) -> None:
+    room = pending_room()
+    worker, errors = creating_in_a_thread(room, pagecall_emulator)
+    # Another worker took the room over meanwhile (its claim, its lease).
+    theirs = timezone.now() + timedelta(minutes=5)
+    Room.objects.filter(pk=room.pk).update(lease_until=theirs)
+    finished(worker, errors)
+
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.CREATING
+    assert room.lease_until == theirs
+    assert room.pagecall_id is None
+    assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.PENDING}
+    assert created == []
+
+
+def test_room_created_waits_for_the_callers_commit(
+    pagecall_emulator: Emulator, created: list[Room]
+) -> None:
+    room = pending_room()
+    with transaction.atomic():
+        sync.create_room(room.pk)
+        assert created == []
+    (announced,) = created
+    assert announced.pk == room.pk
+    assert announced.sync_state == SyncState.SYNCED
+
+
+def test_a_pagecall_id_of_another_room_is_refused_and_changes_nothing(
+    pagecall_emulator: Emulator, created: list[Room]
+) -> None:
+    owner = pending_room("Owner", members=())
+    Room.objects.filter(pk=owner.pk).update(sync_state=SyncState.SYNCED, pagecall_id="taken")
+    room = pending_room()
+    lease = timezone.now() + timedelta(minutes=1)
+    Room.objects.filter(pk=room.pk).update(sync_state=SyncState.CREATING, lease_until=lease)
+    member_pks = list(room.members.values_list("pk", flat=True))
+    remote = RemoteRoom(id="taken", name=room.name, type="public")
+    with pytest.raises(IntegrityError):
+        room_sync._store_created(room, remote, "default", lease, member_pks)
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.CREATING
+    assert room.pagecall_id is None
+    assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.PENDING}
+    assert created == []
+
+
+def test_the_usual_creation_takes_three_statements_on_postgresql(
+    pagecall_emulator: Emulator, creation_path: str
+) -> None:
+    if creation_path != "statements":
+        pytest.skip("the ORM path's statements are the ORM's")
+    room = pending_room()
+    with CaptureQueriesContext(connection) as queries:
+        sync.create_room(room.pk)
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) == 3, statements
+    claim, store, follow_ups = statements
+    assert claim.startswith("WITH claimed AS (UPDATE")
+    assert store.startswith("WITH stored AS (UPDATE")
+    assert follow_ups.startswith("SELECT EXISTS")
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+
+
+def _delete(room: Room) -> None:
+    room.delete()
+
+
+def _fail(room: Room) -> None:
+    Room.objects.filter(pk=room.pk).update(sync_state=SyncState.FAILED)
+
+
+def _sync(room: Room) -> None:
+    Room.objects.filter(pk=room.pk).update(sync_state=SyncState.SYNCED, pagecall_id="elsewhere")
+
+
+@pytest.mark.parametrize("prepare", [_delete, _fail, _sync], ids=["gone", "failed", "synced"])
+def test_a_room_that_is_not_pending_is_not_sent(
+    pagecall_emulator: Emulator, prepare: Callable[[Room], None], created: list[Room]
+) -> None:
+    room = pending_room()
+    prepare(room)
+    sync.create_room(room.pk)
+    assert posts(pagecall_emulator) == []
+    assert created == []
