@@ -24,13 +24,13 @@ types Django uses, and ``Model.from_db`` builds the instances.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 
+from ..db import columns, field_names, savepoint_if_nested, server_binding_cursor
 from ..models import DeliveryState, Member, Room, SyncState, WebhookDelivery
 from ..resources import Room as RemoteRoom
 from .base import _mirror
@@ -41,28 +41,9 @@ def supported(using: str) -> bool:
     return connections[using].vendor == "postgresql"
 
 
-def _columns(model: Any, using: str) -> dict[str, str]:
-    """attname -> quoted column, in the order of the model's concrete fields."""
-    q = connections[using].ops.quote_name
-    return {f.attname: q(f.column or f.attname) for f in model._meta.concrete_fields}
-
-
-@cache
-def _field_names(model: Any) -> tuple[str, ...]:
-    return tuple(f.attname for f in model._meta.concrete_fields)
-
-
 @cache
 def _room_fields() -> dict[str, Any]:
     return {f.attname: f for f in Room._meta.concrete_fields}
-
-
-def _savepoint_if_nested(using: str) -> AbstractContextManager[Any]:
-    # Alone, a statement is atomic and commits by itself (no BEGIN/COMMIT round trips).
-    # Inside a caller's transaction it gets a savepoint, as the ORM path's atomic() does.
-    if connections[using].in_atomic_block:
-        return transaction.atomic(using=using)
-    return nullcontext()
 
 
 @dataclass
@@ -76,7 +57,7 @@ class Claimed:
 @cache
 def _claim_sql(using: str) -> str:
     q = connections[using].ops.quote_name
-    r, m = _columns(Room, using), _columns(Member, using)
+    r, m = columns(Room, using), columns(Member, using)
     room_t, member_t = q(Room._meta.db_table), q(Member._meta.db_table)
     returned = ", ".join(r.values())
     members = ", ".join(f"m.{c}" for c in m.values())
@@ -112,12 +93,12 @@ def claim(room_pk: int, using: str, now: Any, lease: Any, max_attempts: int) -> 
         max_attempts,
         SyncState.CREATING.value,
     ]
-    with connections[using].cursor() as cursor:
+    with server_binding_cursor(using) as cursor:
         cursor.execute(_claim_sql(using), params)
         rows = cursor.fetchall()
     if not rows:
         return None
-    room_names, member_names = _field_names(Room), _field_names(Member)
+    room_names, member_names = field_names(Room), field_names(Member)
     width = len(room_names)
     room = Room.from_db(using, room_names, rows[0][:width])
     members = [
@@ -130,7 +111,7 @@ def claim(room_pk: int, using: str, now: Any, lease: Any, max_attempts: int) -> 
 def _store_sql(using: str, mirrored: tuple[str, ...]) -> str:
     connection = connections[using]
     q = connection.ops.quote_name
-    r, m = _columns(Room, using), _columns(Member, using)
+    r, m = columns(Room, using), columns(Member, using)
     room_t, member_t = q(Room._meta.db_table), q(Member._meta.db_table)
     member_pk_type = Member._meta.pk.rel_db_type(connection)
     return (
@@ -182,10 +163,10 @@ def store(
         room_pk,
         SyncState.PENDING.value,
     ]
-    with _savepoint_if_nested(using), connection.cursor() as cursor:
+    with savepoint_if_nested(using), server_binding_cursor(using) as cursor:
         cursor.execute(_store_sql(using, tuple(mirrored)), params)
         row = cursor.fetchone()
-    return Room.from_db(using, _field_names(Room), row) if row else None
+    return Room.from_db(using, field_names(Room), row) if row else None
 
 
 @dataclass
@@ -201,7 +182,7 @@ class FollowUps:
 @cache
 def _follow_ups_sql(using: str) -> str:
     q = connections[using].ops.quote_name
-    m, d = _columns(Member, using), _columns(WebhookDelivery, using)
+    m, d = columns(Member, using), columns(WebhookDelivery, using)
     member_t, delivery_t = q(Member._meta.db_table), q(WebhookDelivery._meta.db_table)
     # What webhooks.apply_waiting applies, and what rooms._follow_up sends.
     return (
@@ -223,7 +204,7 @@ def follow_ups(room_pk: int, using: str) -> FollowUps:
         SyncState.PENDING.value,
         SyncState.SYNCED.value,
     ]
-    with connections[using].cursor() as cursor:
+    with server_binding_cursor(using) as cursor:
         cursor.execute(_follow_ups_sql(using), params)
         rows = cursor.fetchall()
     return FollowUps(

@@ -19,21 +19,17 @@ instance. The rules the statements carry out are described in :mod:`.effects`.
 from __future__ import annotations
 
 import json
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from django.db import connections, transaction
+from django.db import connections
 
+from ..db import field_names, savepoint_if_nested, server_binding_cursor
 from ..models import DeliveryResult, DeliveryState, Member, Room, Session, WebhookDelivery
 
 if TYPE_CHECKING:
     from .serializers import WebhookEvent
-
-
-def _field_names(model: Any) -> tuple[str, ...]:
-    return tuple(f.attname for f in model._meta.concrete_fields)
 
 
 @cache
@@ -48,10 +44,10 @@ def load_room(room_pk: int, using: str) -> Room | None:
     """The room, in one query."""
     if connections[using].vendor != "postgresql":
         return Room.objects.using(using).filter(pk=room_pk).first()
-    with connections[using].cursor() as cursor:
+    with server_binding_cursor(using) as cursor:
         cursor.execute(_room_sql(using), [room_pk])
         row = cursor.fetchone()
-    return Room.from_db(using, _field_names(Room), row) if row else None
+    return Room.from_db(using, field_names(Room), row) if row else None
 
 
 @cache
@@ -82,19 +78,11 @@ def insert_delivery(delivery: WebhookDelivery, using: str) -> None:
         else f.get_db_prep_save(getattr(delivery, f.attname), connection)
         for f in fields
     ]
-    with connection.cursor() as cursor:
+    with server_binding_cursor(using) as cursor:
         cursor.execute(_insert_sql(using), params)
         (delivery.pk,) = cursor.fetchone()
     delivery._state.adding = False
     delivery._state.db = using
-
-
-def _savepoint_if_nested(using: str) -> AbstractContextManager[Any]:
-    # Alone, the statement is atomic and commits by itself (no BEGIN/COMMIT round trips).
-    # Inside a caller's transaction it gets a savepoint, so a failure can still be recorded.
-    if connections[using].in_atomic_block:
-        return transaction.atomic(using=using)
-    return nullcontext()
 
 
 @cache
@@ -190,13 +178,13 @@ def apply_postgresql(
         delivery_pk,
     ]
     sql = _apply_sql(using, column)
-    with _savepoint_if_nested(using), connections[using].cursor() as cursor:
+    with savepoint_if_nested(using), server_binding_cursor(using) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None, False  # a duplicate: only the delivery changed
     # psycopg hands back the Python types Django would (PostgreSQL needs no converters here).
-    return Session.from_db(using, _field_names(Session), row[:-1]), bool(row[-1])
+    return Session.from_db(using, field_names(Session), row[:-1]), bool(row[-1])
 
 
 # -- a whole webhook in one statement ---------------------------------------------------------
@@ -215,28 +203,6 @@ class Received:
     counters_updated: bool
     session: Session | None  # as stored, when the event changed it
     room: Room | None  # as stored
-
-
-def _server_binding_cursor(using: str) -> Any:
-    """A cursor that sends its parameters apart from the statement (psycopg's ``Cursor``), in
-    Django's wrapper (error translation, execute wrappers, query logging).
-
-    Django's default, client-side binding, quotes every parameter into the text in Python,
-    which on this path cost more than the rest of the call. The statement is not prepared
-    (unless the site's ``prepare_threshold`` says so), so a transaction-mode pooler is fine.
-    """
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    connection = connections[using]
-    if not is_psycopg3:  # psycopg2 binds on the client whatever the cursor
-        return connection.cursor()
-    import psycopg
-
-    connection.ensure_connection()
-    cursor: Any = psycopg.Cursor(connection.connection)  # the stubs want a wrapper; Django doesn't
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
 
 
 @cache
@@ -292,7 +258,7 @@ def receive_postgresql(
         remote_addr,
         now,
     ]
-    with _savepoint_if_nested(using), _server_binding_cursor(using) as cursor:
+    with savepoint_if_nested(using), server_binding_cursor(using) as cursor:
         cursor.execute(_receive_sql(using, rows), params)
         row = cursor.fetchone()
     outcome, delivery_pk, counters = row[0], row[1], bool(row[2])
@@ -301,9 +267,9 @@ def receive_postgresql(
     n_session = len(Session._meta.concrete_fields)
     session_row, room_row = row[3 : 3 + n_session], row[3 + n_session :]
     session = (
-        Session.from_db(using, _field_names(Session), session_row)
+        Session.from_db(using, field_names(Session), session_row)
         if session_row[0] is not None
         else None
     )
-    room = Room.from_db(using, _field_names(Room), room_row) if room_row[0] is not None else None
+    room = Room.from_db(using, field_names(Room), room_row) if room_row[0] is not None else None
     return Received(outcome, delivery_pk, counters, session, room)

@@ -1,0 +1,56 @@
+"""What the hand-written PostgreSQL statements (:mod:`.webhooks.queries`, :mod:`.sync.queries`)
+share: how they get a cursor, how they nest in a caller's transaction, and how rows become
+model instances."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+from functools import cache
+from typing import Any
+
+from django.db import connections, transaction
+
+
+@cache
+def field_names(model: Any) -> tuple[str, ...]:
+    """The model's concrete fields' attnames, in the order ``Model.from_db`` expects."""
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
+def columns(model: Any, using: str) -> dict[str, str]:
+    """attname -> quoted column, in the order of the model's concrete fields."""
+    q = connections[using].ops.quote_name
+    return {f.attname: q(f.column or f.attname) for f in model._meta.concrete_fields}
+
+
+def savepoint_if_nested(using: str) -> AbstractContextManager[Any]:
+    """Alone, a statement is atomic and commits by itself (no BEGIN/COMMIT round trips).
+    Inside a caller's transaction it gets a savepoint, so that a failure can still be
+    recorded and the caller's transaction goes on."""
+    if connections[using].in_atomic_block:
+        return transaction.atomic(using=using)
+    return nullcontext()
+
+
+def server_binding_cursor(using: str) -> Any:
+    """A cursor that sends its parameters apart from the statement (psycopg's ``Cursor``), in
+    Django's wrapper (error translation, execute wrappers, query logging).
+
+    Django's default, client-side binding, quotes every parameter into the text in Python,
+    which on the hot paths cost more than the rest of the call, and PostgreSQL then parses
+    the values back out of the text. The statement is not prepared (unless the site's
+    ``prepare_threshold`` says so), so a transaction-mode pooler is fine. With psycopg2,
+    which binds on the client whatever the cursor, this is the usual cursor.
+    """
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    connection = connections[using]
+    if not is_psycopg3:
+        return connection.cursor()
+    import psycopg
+
+    connection.ensure_connection()
+    cursor: Any = psycopg.Cursor(connection.connection)  # the stubs want a wrapper; Django doesn't
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
