@@ -40,13 +40,12 @@ CREATE OR REPLACE FUNCTION django_pagecall_receive_webhook(
     p_headers jsonb,
     p_body text,
     p_remote_addr inet,
-    p_now timestamptz
-) RETURNS TABLE (
-    outcome text,
-    delivery_id bigint,
-    counters_updated boolean,
-    session django_pagecall_session,
-    room django_pagecall_room
+    p_now timestamptz,
+    OUT outcome text,
+    OUT delivery_id bigint,
+    OUT counters_updated boolean,
+    OUT session django_pagecall_session,
+    OUT room django_pagecall_room
 )
 LANGUAGE plpgsql
 AS $function$
@@ -61,13 +60,18 @@ DECLARE
 BEGIN
     SELECT * INTO v_room FROM django_pagecall_room WHERE id = p_room_id;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'room_gone'::text, NULL::bigint, false, NULL::django_pagecall_session, NULL::django_pagecall_room;
+        outcome := 'room_gone';
+        counters_updated := false;
         RETURN;
     ELSIF v_room.pagecall_id IS NULL THEN
-        RETURN QUERY SELECT 'waiting'::text, NULL::bigint, false, NULL::django_pagecall_session, v_room;
+        outcome := 'waiting';
+        counters_updated := false;
+        room := v_room;
         RETURN;
     ELSIF v_room.pagecall_id <> p_claimed_room THEN
-        RETURN QUERY SELECT 'room_mismatch'::text, NULL::bigint, false, NULL::django_pagecall_session, v_room;
+        outcome := 'room_mismatch';
+        counters_updated := false;
+        room := v_room;
         RETURN;
     END IF;
 
@@ -125,12 +129,14 @@ BEGIN
             'processed', CASE WHEN v_changed THEN 'applied' ELSE 'duplicate' END, '', '', p_now, 1)
     RETURNING id INTO v_delivery;
 
-    RETURN QUERY SELECT
-        CASE WHEN v_changed THEN 'applied' ELSE 'duplicate' END,
-        v_delivery,
-        v_counters,
-        CASE WHEN v_changed THEN v_session ELSE NULL::django_pagecall_session END,
-        v_room;
+    -- One row, in the OUT parameters (a RETURNS TABLE function would build a tuplestore).
+    outcome := CASE WHEN v_changed THEN 'applied' ELSE 'duplicate' END;
+    delivery_id := v_delivery;
+    counters_updated := v_counters;
+    IF v_changed THEN
+        session := v_session;
+    END IF;
+    room := v_room;
 END
 $function$;
 """

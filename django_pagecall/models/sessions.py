@@ -26,8 +26,14 @@ class Session(models.Model):
         WEBHOOK = "webhook", _("webhook")
         RECONCILED = "reconciled", _("reconciled from GET /rooms/{id}/sessions")
 
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="sessions")
-    session_id = models.CharField(_("Pagecall session id"), max_length=64, unique=True)
+    # No index of its own: the "online" index below starts with the room, and serves every
+    # look-up by room (each index is written on every webhook).
+    room = models.ForeignKey(
+        Room, on_delete=models.CASCADE, related_name="sessions", db_index=False
+    )
+    # Unique by a constraint (pagecall_session_unique_id) rather than unique=True, which on
+    # PostgreSQL also builds a second, LIKE-pattern index that nothing here queries.
+    session_id = models.CharField(_("Pagecall session id"), max_length=64)
     member_id = models.CharField(_("Pagecall member id"), max_length=64, blank=True, default="")
     user_id = models.CharField(_("Pagecall user id"), max_length=255, blank=True, default="")
     # Not called `member`: Django would give it the attribute `member_id`, Pagecall's id here.
@@ -50,6 +56,10 @@ class Session(models.Model):
     class Meta:
         ordering = ["-joined_at", "-pk"]
         indexes = [models.Index(fields=["room", "left_at"], name="pagecall_session_online_idx")]
+        constraints = [
+            # The webhook's INSERT ... ON CONFLICT (session_id) relies on it.
+            models.UniqueConstraint(fields=["session_id"], name="pagecall_session_unique_id"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user_id or 'anonymous'} in {self.room_id}"
