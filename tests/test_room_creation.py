@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -216,9 +217,9 @@ def test_the_usual_creation_takes_three_statements_on_postgresql(
     statements = [q["sql"] for q in queries.captured_queries]
     assert len(statements) == 3, statements
     claim, store, follow_ups = statements
-    assert claim.startswith("WITH claimed AS (UPDATE")
-    assert store.startswith("WITH stored AS (UPDATE")
-    assert follow_ups.startswith("SELECT EXISTS")
+    assert "FROM django_pagecall_claim_room(" in claim
+    assert "FROM django_pagecall_store_room(" in store
+    assert "FROM django_pagecall_room_follow_ups(" in follow_ups
     room.refresh_from_db()
     assert room.sync_state == SyncState.SYNCED
 
@@ -244,3 +245,30 @@ def test_a_room_that_is_not_pending_is_not_sent(
     sync.create_room(room.pk)
     assert posts(pagecall_emulator) == []
     assert created == []
+
+
+FUNCTIONS = (
+    "django_pagecall_claim_room",
+    "django_pagecall_store_room",
+    "django_pagecall_room_follow_ups",
+)
+
+
+def test_migration_0007_creates_the_functions_and_reversing_it_drops_them(
+    creation_path: str,
+) -> None:
+    if creation_path != "statements":
+        pytest.skip("the functions are PostgreSQL's; other backends get nothing")
+
+    def present() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT proname FROM pg_proc WHERE proname = ANY(%s)", [list(FUNCTIONS)])
+            return {name for (name,) in cursor.fetchall()}
+
+    assert present() == set(FUNCTIONS)
+    try:
+        call_command("migrate", "django_pagecall", "0006", verbosity=0)
+        assert present() == set()
+    finally:
+        call_command("migrate", "django_pagecall", verbosity=0)
+    assert present() == set(FUNCTIONS)
