@@ -1,4 +1,4 @@
-"""What the hand-written PostgreSQL statements (:mod:`.webhooks.queries`, :mod:`.sync.queries`)
+"""What the PostgreSQL statements of the hot paths (:mod:`.webhooks.queries`, :mod:`.sync.queries`)
 share: how they get a cursor, how they nest in a caller's transaction, and how rows become
 model instances."""
 

@@ -18,8 +18,9 @@ Tasks (:mod:`django_pagecall.tasks`) are thin wrappers around the functions
 here; ``manage.py pagecall_sync`` calls them inline.
 
 The package's modules: :mod:`.base` (what they share), :mod:`.rooms`, :mod:`.members`,
-:mod:`.users` and :mod:`.sweep`, and :mod:`.queries` (a room's creation in three hand-written
-statements on PostgreSQL). Everything callers use is importable from here.
+:mod:`.users` and :mod:`.sweep`, and :mod:`.queries` (a room's creation in three
+statements, calls of PL/pgSQL functions, on PostgreSQL). Everything callers use is importable
+from here.
 """
 
 from .base import (
