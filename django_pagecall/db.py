@@ -17,10 +17,14 @@ def field_names(model: Any) -> tuple[str, ...]:
     return tuple(f.attname for f in model._meta.concrete_fields)
 
 
-def columns(model: Any, using: str) -> dict[str, str]:
-    """attname -> quoted column, in the order of the model's concrete fields."""
+def select_list(model: Any, using: str, source: str = "") -> str:
+    """The model's concrete columns, quoted, in the order ``Model.from_db`` expects, each read
+    from ``source`` when given: a table alias (``o``), or a row-typed value (``(o.room)``, a
+    function's result: spreading it by name, not ``.*``, keeps the model's order whatever the
+    table's)."""
     q = connections[using].ops.quote_name
-    return {f.attname: q(f.column or f.attname) for f in model._meta.concrete_fields}
+    prefix = f"{source}." if source else ""
+    return ", ".join(f"{prefix}{q(f.column or f.attname)}" for f in model._meta.concrete_fields)
 
 
 def savepoint_if_nested(using: str) -> AbstractContextManager[Any]:

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from django.db import connections
 
-from ..db import field_names, savepoint_if_nested, server_binding_cursor
+from ..db import field_names, savepoint_if_nested, select_list, server_binding_cursor
 from ..models import Member, Room, SyncState
 from ..resources import Room as RemoteRoom
 from .base import _mirror
@@ -55,14 +55,6 @@ def supported(using: str) -> bool:
     return connections[using].vendor == "postgresql"
 
 
-def _spread(model: Any, row_type: str, using: str) -> str:
-    """``(row_type).column`` for each of the model's concrete fields, in their order."""
-    q = connections[using].ops.quote_name
-    return ", ".join(
-        f"({row_type}).{q(f.column or f.attname)}" for f in model._meta.concrete_fields
-    )
-
-
 @dataclass
 class Claimed:
     """A room claimed by :func:`claim`: the row as the claim left it, and its unblocked members."""
@@ -73,7 +65,8 @@ class Claimed:
 
 @cache
 def _claim_sql(using: str) -> str:
-    room, member = _spread(Room, "o.o_room", using), _spread(Member, "o.o_member", using)
+    room = select_list(Room, using, "(o.o_room)")
+    member = select_list(Member, using, "(o.o_member)")
     return f"SELECT {room}, {member} FROM django_pagecall_claim_room(%s, %s, %s, %s) o"  # noqa: S608
 
 
@@ -101,8 +94,7 @@ def claim(room_pk: int, using: str, now: Any, lease: Any, max_attempts: int) -> 
 @cache
 def _store_sql(using: str) -> str:
     params = ", ".join(["%s"] * (5 + len(MIRRORED) + 1))
-    q = connections[using].ops.quote_name
-    returned = ", ".join(f"o.{q(f.column or f.attname)}" for f in Room._meta.concrete_fields)
+    returned = select_list(Room, using, "o")
     return f"SELECT {returned} FROM django_pagecall_store_room({params}) o"  # noqa: S608
 
 

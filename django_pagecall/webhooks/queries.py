@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import connections
 
-from ..db import field_names, savepoint_if_nested, server_binding_cursor
+from ..db import field_names, savepoint_if_nested, select_list, server_binding_cursor
 from ..models import DeliveryResult, DeliveryState, Member, Room, Session, WebhookDelivery
 
 if TYPE_CHECKING:
@@ -35,9 +35,8 @@ if TYPE_CHECKING:
 @cache
 def _room_sql(using: str) -> str:
     q = connections[using].ops.quote_name
-    columns = ", ".join(q(f.column or f.attname) for f in Room._meta.concrete_fields)
     pk = q(Room._meta.pk.column or Room._meta.pk.attname)
-    return f"SELECT {columns} FROM {q(Room._meta.db_table)} WHERE {pk} = %s"  # noqa: S608
+    return f"SELECT {select_list(Room, using)} FROM {q(Room._meta.db_table)} WHERE {pk} = %s"  # noqa: S608
 
 
 def load_room(room_pk: int, using: str) -> Room | None:
@@ -189,9 +188,9 @@ def apply_postgresql(
 
 # -- a whole webhook in one statement ---------------------------------------------------------
 
-#: What :func:`receive_postgresql` tells the caller; the last three leave everything to it.
+#: The outcomes of :func:`receive_postgresql` that stored and applied the delivery; the others
+#: ("room_gone", "waiting", "room_mismatch") wrote nothing and leave it to the general path.
 APPLIED, DUPLICATE = DeliveryResult.APPLIED.value, DeliveryResult.DUPLICATE.value
-ROOM_GONE, WAITING, ROOM_MISMATCH = "room_gone", "waiting", "room_mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +199,6 @@ class Received:
 
     outcome: str  # APPLIED or DUPLICATE: stored and applied; else nothing was written
     delivery_pk: int | None
-    counters_updated: bool
     session: Session | None  # as stored, when the event changed it
     room: Room | None  # as stored
 
@@ -209,13 +207,12 @@ class Received:
 def _receive_sql(using: str, rows: bool) -> str:
     """The call; with ``rows``, the session and room as stored, spread into the models' columns
     (``(o.room).*`` would be the table's columns as they are, not necessarily the model's order)."""
-    q = connections[using].ops.quote_name
-    columns = ["o.outcome", "o.delivery_id", "o.counters_updated"]
+    columns = ["o.outcome", "o.delivery_id"]
     if rows:
         columns += [
-            f"(o.session).{q(f.column or f.attname)}" for f in Session._meta.concrete_fields
+            select_list(Session, using, "(o.session)"),
+            select_list(Room, using, "(o.room)"),
         ]
-        columns += [f"(o.room).{q(f.column or f.attname)}" for f in Room._meta.concrete_fields]
     params = ", ".join(["%s"] * 14)
     return (
         f"SELECT {', '.join(columns)}"  # noqa: S608
@@ -261,15 +258,15 @@ def receive_postgresql(
     with savepoint_if_nested(using), server_binding_cursor(using) as cursor:
         cursor.execute(_receive_sql(using, rows), params)
         row = cursor.fetchone()
-    outcome, delivery_pk, counters = row[0], row[1], bool(row[2])
+    outcome, delivery_pk = row[0], row[1]
     if not rows:
-        return Received(outcome, delivery_pk, counters, None, None)
+        return Received(outcome, delivery_pk, None, None)
     n_session = len(Session._meta.concrete_fields)
-    session_row, room_row = row[3 : 3 + n_session], row[3 + n_session :]
+    session_row, room_row = row[2 : 2 + n_session], row[2 + n_session :]
     session = (
         Session.from_db(using, field_names(Session), session_row)
         if session_row[0] is not None
         else None
     )
     room = Room.from_db(using, field_names(Room), room_row) if room_row[0] is not None else None
-    return Received(outcome, delivery_pk, counters, session, room)
+    return Received(outcome, delivery_pk, session, room)
