@@ -118,9 +118,11 @@ def _store(
 def _answer(delivery: WebhookDelivery) -> Outcome:
     if delivery.state == DeliveryState.WAITING:
         return Outcome(202, {"status": delivery.state, "delivery": delivery.pk})
-    return Outcome(
-        200, {"status": delivery.state, "result": delivery.result, "delivery": delivery.pk}
-    )
+    return _processed(delivery.state, delivery.result, delivery.pk)
+
+
+def _processed(state: str, result: str, delivery_pk: int | None) -> Outcome:
+    return Outcome(200, {"status": state, "result": result, "delivery": delivery_pk})
 
 
 # -- the view's path --------------------------------------------------------------------------
@@ -288,14 +290,7 @@ def _receive_in_one_statement(
         event.session_id,
         received.outcome,
     )
-    return Outcome(
-        200,
-        {
-            "status": DeliveryState.PROCESSED.value,
-            "result": received.outcome,
-            "delivery": received.delivery_pk,
-        },
-    )
+    return _processed(DeliveryState.PROCESSED.value, received.outcome, received.delivery_pk)
 
 
 def _store_failure(
