@@ -389,6 +389,39 @@ def test_the_fast_check_accepts_only_what_the_serializer_accepts(
         assert plain == serializers.validate_with_serializer(candidate)
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["홍길동", "é" * 64, "é" * 65, "\ud800", "x\udfffy", "\x00", "a\x00b", " ", ""],
+)
+@pytest.mark.parametrize("name", ["roomId", "userId", "memberId", "sessionId"])
+def test_the_fast_check_and_the_serializer_agree_on_odd_strings(name: str, value: str) -> None:
+    """Non-ASCII ids take the fast check; NUL and lone surrogates never do (the generated ids
+    above are UTF-8, so they have no surrogates)."""
+    body = {
+        "action": "sessionJoined",
+        "payload": {
+            "roomId": "r" * 24,
+            "userId": "alice",
+            "memberId": "m" * 24,
+            "sessionId": "s" * 24,
+            "sessionsCount": 1,
+            "membersCount": 1,
+            "timestamp": "2026-11-24T07:00:00.000Z",
+        },
+    }
+    body["payload"][name] = value
+    accepted = serializers.WebhookSerializer(data=body).is_valid()
+    plain = serializers.plainly_valid(body)
+    if plain is not None:
+        assert accepted
+        assert plain == serializers.validate_with_serializer(body)
+    prohibited = "\x00" in value or any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if prohibited:
+        assert plain is None and not accepted
+    if value in ("홍길동", "é" * 64):
+        assert plain is not None  # non-ASCII ids are ordinary: no detour through DRF
+
+
 def test_what_pagecall_sends_takes_the_fast_check(pagecall_emulator: Emulator) -> None:
     room = make_room(pagecall_emulator)
     joined = room.join("alice")
