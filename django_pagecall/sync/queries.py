@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Final
+from typing import Any
 
 from django.db import connections
 
@@ -36,18 +36,6 @@ from ..db import field_names, savepoint_if_nested, select_list, server_binding_c
 from ..models import Member, Room, SyncState
 from ..resources import Room as RemoteRoom
 from .base import _mirror
-
-#: The fields of a Room that come from Pagecall's answer, in the store function's order.
-MIRRORED: Final = (
-    "application_id",
-    "layout",
-    "thumbnail_url",
-    "meeting_time",
-    "started_at",
-    "terminated_at",
-    "pagecall_created_at",
-    "pagecall_updated_at",
-)
 
 
 def supported(using: str) -> bool:
@@ -92,10 +80,13 @@ def claim(room_pk: int, using: str, now: Any, lease: Any, max_attempts: int) -> 
 
 
 @cache
-def _store_sql(using: str) -> str:
-    params = ", ".join(["%s"] * (5 + len(MIRRORED) + 1))
+def _store_sql(using: str, mirrored: tuple[str, ...]) -> str:
+    """The call, arguments by name (``p_layout => ...``): each field ``sync.base._mirror`` fills
+    goes to the parameter of its name, and one the function lacks fails the call loudly."""
+    names = ["room_id", "lease", "pagecall_id", "name", "now", *mirrored, "member_ids"]
+    arguments = ", ".join(f"p_{name} => %s" for name in names)
     returned = select_list(Room, using, "o")
-    return f"SELECT {returned} FROM django_pagecall_store_room({params}) o"  # noqa: S608
+    return f"SELECT {returned} FROM django_pagecall_store_room({arguments}) o"  # noqa: S608
 
 
 def store(
@@ -111,19 +102,17 @@ def store(
     when the claim was lost (then nothing changed). Raises ``IntegrityError`` when another room
     has that Pagecall id."""
     mirrored = _mirror(remote)
-    if set(mirrored) != set(MIRRORED):  # the function takes exactly these
-        raise AssertionError(f"mirrored fields {sorted(mirrored)} are not {sorted(MIRRORED)}")
     params: list[Any] = [
         room_pk,
         lease_until,
         remote.id,
         remote.name,
         now,
-        *(mirrored[name] for name in MIRRORED),
+        *mirrored.values(),
         list(member_pks),
     ]
     with savepoint_if_nested(using), server_binding_cursor(using) as cursor:
-        cursor.execute(_store_sql(using), params)
+        cursor.execute(_store_sql(using, tuple(mirrored)), params)
         row = cursor.fetchone()
     return Room.from_db(using, field_names(Room), row) if row else None
 
