@@ -41,7 +41,6 @@ import logging
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,6 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.redis_server import RedisServer, RedisUnavailable, free_port  # noqa: E402
+from tests.worker_process import WorkerProcess  # noqa: E402
 
 QUEUE = "pagecall-soak"
 FAULTS = [
@@ -110,43 +110,6 @@ class Redis(RedisServer):
             raise SystemExit(f"soak: {exc}") from exc
 
 
-class Worker:
-    """``celery worker`` in a process of its own, so that it can be SIGKILLed."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
-                 "--pool=solo", "--loglevel=INFO", "--without-mingle", "--without-gossip",
-                 "-Q", QUEUE],
-                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()  # SIGKILL: no shutdown, no ack
-            self.process.wait(timeout=10)
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            self.process = None
-
-
 def start_live_server(port: int) -> Any:
     """The site over HTTP: Django's threaded WSGI server (as runserver and LiveServerTestCase)."""
     from django.core.handlers.wsgi import WSGIHandler
@@ -173,7 +136,7 @@ class Soak:
         self.stop = threading.Event()
         self.run_id = f"{int(time.time())}"
         self.redis = Redis(workdir)
-        self.workers: list[Worker] = []
+        self.workers: list[WorkerProcess] = []
         self.created: list[str] = []
         self.sent: collections.deque[tuple[str, dict[str, str], dict[str, Any]]] = (
             collections.deque(maxlen=2000)
@@ -232,8 +195,10 @@ class Soak:
             logger.propagate = False
             logger.setLevel(logging.INFO)
 
-    def start_worker(self) -> Worker:
-        worker = Worker(self.worker_env, self.workdir / f"worker-{len(self.workers)}.log")
+    def start_worker(self) -> WorkerProcess:
+        worker = WorkerProcess(
+            self.worker_env, self.workdir / f"worker-{len(self.workers)}.log", QUEUE
+        )
         worker.start()
         self.workers.append(worker)
         return worker

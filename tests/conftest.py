@@ -11,8 +11,6 @@ Two layers:
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +21,7 @@ from django.db import connection
 
 from tests.celery_app import app as celery_app
 from tests.redis_server import RedisServer, RedisUnavailable
+from tests.worker_process import WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,58 +112,6 @@ def celery_worker_thread(broker: RedisServer, transactional_db: None) -> Iterato
         yield worker
 
 
-class WorkerProcess:
-    """``celery worker`` as a separate process, so that a test can SIGKILL it."""
-
-    def __init__(self, env: dict[str, str], logfile: Path) -> None:
-        self.env = env
-        self.logfile = logfile
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.logfile.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "tests.celery_app",
-                "worker",
-                "--pool=solo",
-                "--concurrency=1",
-                "--loglevel=INFO",
-                "--without-mingle",
-                "--without-gossip",
-                "-Q",
-                celery_app.conf.task_default_queue,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()  # SIGKILL: no shutdown, no ack
-        self.process.wait(timeout=10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            self.process = None
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace")
-
-
 @pytest.fixture
 def worker_process_factory(
     broker: RedisServer, transactional_db: None, tmp_path: Path
@@ -184,7 +131,9 @@ def worker_process_factory(
             "PYTHONPATH": str(ROOT),
             **extra_env,
         }
-        worker = WorkerProcess(env, tmp_path / f"worker-{len(made)}.log")
+        worker = WorkerProcess(
+            env, tmp_path / f"worker-{len(made)}.log", celery_app.conf.task_default_queue
+        )
         made.append(worker)
         return worker
 
