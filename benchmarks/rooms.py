@@ -7,7 +7,7 @@
 2. Save cost: ``Room.save()`` with its dispatch (on_commit, publishing the task) against
    saving a plain model with the same fields, same database, same run.
 
-    python benchmarks/rooms.py [--rooms 300] [--concurrency 4] [--saves 500]
+    python benchmarks/rooms.py [--rooms 300] [--concurrency 4] [--repeat 5] [--saves 200]
 
 Needs PostgreSQL and Redis on their default local ports (database ``pagecall_bench`` is
 created if missing; Redis database 14 is flushed).
@@ -46,59 +46,88 @@ def body(i: int) -> dict[str, Any]:
     }
 
 
-def ceiling(emu_url: str, api_key: str, n: int, concurrency: int) -> float:
-    """Rooms per second for a bare requests loop: the most the worker could reach."""
-    import threading
+class Ceiling:
+    """A bare requests loop: ``concurrency`` threads, one ``requests.Session`` each, posting the
+    same bodies to the same emulator. Its threads and connections are kept from run to run, as
+    the worker keeps its processes and connections."""
 
-    import requests
+    def __init__(self, emu_url: str, api_key: str, concurrency: int) -> None:
+        import threading
 
-    local = threading.local()
+        import requests
 
-    def post(i: int) -> None:
-        session = getattr(local, "session", None)
+        self.emu_url = emu_url
+        self.local = threading.local()
+        self.pool = ThreadPoolExecutor(concurrency)
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+        self.make_session = requests.Session
+
+    def post(self, i: int) -> None:
+        session = getattr(self.local, "session", None)
         if session is None:
-            session = local.session = requests.Session()
-            session.headers["Authorization"] = f"Bearer {api_key}"
-        response = session.post(f"{emu_url}/rooms", json=body(i), timeout=(3, 10))
+            session = self.local.session = self.make_session()
+            session.headers.update(self.headers)
+        response = session.post(f"{self.emu_url}/rooms", json=body(i), timeout=(3, 10))
         response.raise_for_status()
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(post, range(n)))
-    return n / (time.perf_counter() - started)
+    def run(self, n: int) -> float:
+        """Rooms per second for ``n`` rooms."""
+        started = time.perf_counter()
+        list(self.pool.map(self.post, range(n)))
+        return n / (time.perf_counter() - started)
 
 
-def through_worker(emu_url: str, n: int, concurrency: int) -> float:
-    from django.db import transaction
-    from django.db.models import Max
+class Worker:
+    """A real Celery worker (prefork unless ``BENCH_POOL`` says otherwise) on the Redis broker,
+    started once and warmed up: every pool process has its database connection, its HTTP
+    connection and PostgreSQL's plans of the creation functions before the first timed run."""
 
-    from django_pagecall.models import Member, Room, SyncState
+    def __init__(self, emu_url: str, concurrency: int) -> None:
+        env = {
+            **os.environ,
+            "DATABASE_URL": DATABASE_URL,
+            "CELERY_BROKER_URL": BROKER,
+            "CELERY_QUEUE": QUEUE,
+            "PAGECALL_API_URL": emu_url,
+            "PAGECALL_WEBHOOK_URL": "http://127.0.0.1:9/pagecall/webhook/",
+            "PYTHONPATH": str(ROOT),
+            "CONN_MAX_AGE": "600",
+            "CELERY_DB_REUSE_MAX": "1000",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", f"--pool={os.environ.get('BENCH_POOL', 'prefork')}",
+             f"--concurrency={concurrency}", f"--loglevel={os.environ.get('BENCH_LOGLEVEL', 'WARNING')}", "--without-mingle",
+             "--without-gossip", "-Q", QUEUE],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=None if os.environ.get("BENCH_LOGLEVEL") else subprocess.DEVNULL,
+        )  # fmt: skip
+        self.concurrency = concurrency
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": DATABASE_URL,
-        "CELERY_BROKER_URL": BROKER,
-        "CELERY_QUEUE": QUEUE,
-        "PAGECALL_API_URL": emu_url,
-        "PAGECALL_WEBHOOK_URL": "http://127.0.0.1:9/pagecall/webhook/",
-        "PYTHONPATH": str(ROOT),
-        "CONN_MAX_AGE": "600",
-        "CELERY_DB_REUSE_MAX": "1000",
-    }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", f"--pool={os.environ.get('BENCH_POOL', 'prefork')}",
-         f"--concurrency={concurrency}", f"--loglevel={os.environ.get('BENCH_LOGLEVEL', 'WARNING')}", "--without-mingle",
-         "--without-gossip", "-Q", QUEUE],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=None if os.environ.get("BENCH_LOGLEVEL") else subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+    def warm_up(self) -> None:
+        """Rooms enough for every pool process to take some, saved at once; wait until synced."""
+        from django.db import transaction
+
+        from django_pagecall.models import Room, SyncState
+
+        with transaction.atomic():
+            warm = [Room.objects.create(name=f"warm-up {i}") for i in range(4 * self.concurrency)]
+        pks = [room.pk for room in warm]
+        deadline = time.monotonic() + 60
+        while Room.objects.filter(pk__in=pks).exclude(sync_state=SyncState.SYNCED).exists():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise SystemExit("the worker did not sync the warm-up rooms within 60 s")
+            time.sleep(0.05)
+
+    def run(self, n: int) -> float:
+        """Rooms per second for ``n`` rooms queued while the worker does not consume, from the
+        moment it consumes again to the moment the last one was stored."""
+        from django.db import transaction
+        from django.db.models import Max
+
+        from django_pagecall.models import Member, Room, SyncState
         from tests.celery_app import app
 
-        warm = Room.objects.create(name="warm-up")  # wait until the worker consumes
-        while Room.objects.get(pk=warm.pk).sync_state != SyncState.SYNCED:
-            time.sleep(0.05)
-        # Queue the rooms while the worker does not consume, then time the worker alone.
         app.control.cancel_consumer(QUEUE, reply=True, limit=1, timeout=10)
+        first = None
         for i in range(n):
             with transaction.atomic():
                 room = Room.objects.create(name=f"bench room {i}", type="public")
@@ -108,17 +137,22 @@ def through_worker(emu_url: str, n: int, concurrency: int) -> float:
                         Member(room=room, user_id=f"v{i}"),
                     ]
                 )
+            first = first or room.pk
         started = time.time()
         app.control.add_consumer(QUEUE, reply=True, limit=1, timeout=10)
-        while Room.objects.exclude(sync_state=SyncState.SYNCED).exists():
+        timed = Room.objects.filter(pk__gte=first)
+        while timed.exclude(sync_state=SyncState.SYNCED).exists():
+            if self.process.poll() is not None:
+                raise SystemExit(f"the worker exited ({self.process.returncode})")
             time.sleep(0.05)
         # The clock stops when the last room was stored (the worker stamps synced_at then), not
         # at the poll that saw it: that was up to 50 ms late, about 3 % of a 300-room run.
-        last = Room.objects.aggregate(last=Max("synced_at"))["last"]
+        last = timed.aggregate(last=Max("synced_at"))["last"]
         return n / (last.timestamp() - started)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
 
 
 def save_cost(n: int) -> tuple[float, float]:
@@ -176,6 +210,9 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--saves", type=int, default=200)
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="Runs of each, alternating; the median is the figure."
+    )
     args = parser.parse_args()
 
     setup_django(CELERY_BROKER_URL=BROKER, CELERY_QUEUE=QUEUE)
@@ -188,17 +225,37 @@ def main() -> None:
     redis.Redis.from_url(BROKER).flushdb()
     Room.objects.all().delete()
     vacuum()
+    ratios = []
     with Emulator() as emu:
         settings.PAGECALL = {**settings.PAGECALL, "API_URL": emu.url, "API_KEY": emu.api_key}
-        base = ceiling(emu.url, emu.api_key, args.rooms, args.concurrency)
-        emu.reset()
-        ours = through_worker(emu.url, args.rooms, args.concurrency)
-        duplicates = len(emu.rooms) - Room.objects.count()
+        loop = Ceiling(emu.url, emu.api_key, args.concurrency)
+        worker = Worker(emu.url, args.concurrency)
+        try:
+            loop.run(4 * args.concurrency)  # the loop's threads and connections, made untimed
+            worker.warm_up()
+            for repeat in range(args.repeat):
+                # Alternate which goes first, so that drift on a shared machine hits both alike.
+                Room.objects.all().delete()
+                vacuum()
+                emu.reset()
+                if repeat % 2:
+                    ours, base = worker.run(args.rooms), loop.run(args.rooms)
+                else:
+                    base, ours = loop.run(args.rooms), worker.run(args.rooms)
+                # The loop's rooms are at the emulator too: what is there beyond them and the
+                # stored rooms was created twice.
+                duplicates = len(emu.rooms) - args.rooms - Room.objects.count()
+                ratios.append(ours / base)
+                print(f"run {repeat + 1}: plain loop {base:6.1f} rooms/s, through the worker "
+                      f"{ours:6.1f} rooms/s, ratio {ours / base:.2f}, duplicates {duplicates}",
+                      flush=True)  # fmt: skip
+        finally:
+            worker.stop()
+            loop.pool.shutdown()
     Room.objects.all().delete()
-    print(f"rooms/s  plain requests loop (ceiling): {base:8.1f}")
-    print(f"rooms/s  Room.save() -> worker -> emulator: {ours:8.1f}")
-    print(f"room creation throughput ratio: {ours / base:.2f} (target >= 0.5; "
-          f"{args.rooms} rooms, concurrency {args.concurrency}, duplicates at the emulator: {duplicates})")  # fmt: skip
+    print(f"room creation throughput ratio: median {statistics.median(ratios):.2f} of "
+          f"{len(ratios)} runs (target >= 0.5; {args.rooms} rooms each, concurrency "
+          f"{args.concurrency}; each run: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
 
     redis.Redis.from_url(BROKER).flushdb()
     room_save, plain_save = save_cost(args.saves)

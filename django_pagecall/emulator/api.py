@@ -89,7 +89,7 @@ def _list_rooms(state: State, c: Call) -> Result:
 
 def _create_room(state: State, c: Call) -> Result:
     room = state.create_room(c.body)
-    total = len(state.list_rooms())
+    total = state.room_count()
     return {"room": room, "paging": {"limit": DEFAULT_LIMIT, "offset": 0, "total": total}}, []
 
 

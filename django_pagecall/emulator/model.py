@@ -55,6 +55,10 @@ class Room:
     multi_since: float | None = None  # monotonic time since when >= 2 sessions are connected
     pages: list[Json] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    # The room's members by id, in the order they were added (the same objects as the store's
+    # members): a member lookup or addition looks at its room's members only, not at every
+    # member of the workspace.
+    members: dict[str, Member] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -170,24 +174,25 @@ class Store:
 
     def _member(self, room: Room, key: str) -> Member:
         """A member of ``room`` by its generated id, else by its ``user_id``."""
-        found = self._members.get(key)
-        if found is not None and found.room_id == room.id:
+        found = room.members.get(key)
+        if found is not None:
             return found
-        for member in self._members.values():
-            if member.room_id == room.id and member.user_id == key:
+        for member in room.members.values():
+            if member.user_id == key:
                 return member
         raise EmulatorError(f"Member {key!r} not found in room {room.id!r}")
 
     def _add_member(self, room: Room, user_id: str | None, type_: str, name: str | None) -> Member:
         """A new member, or the room's existing member for ``user_id`` updated."""
         if user_id is not None:
-            for member in self._members.values():
-                if member.room_id == room.id and member.user_id == user_id:
+            for member in room.members.values():
+                if member.user_id == user_id:
                     member.type = type_
                     member.name = name if name is not None else member.name
                     return member
         member = Member(new_id(), room.id, user_id, type_, name)
         self._members[member.id] = member
+        room.members[member.id] = member
         return member
 
     def _user(self, user_id: str) -> User:

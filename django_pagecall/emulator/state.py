@@ -60,6 +60,10 @@ class State(Sessions):
                 and (is_terminated is None or (r.terminated_at is not None) == is_terminated)
             ]
 
+    def room_count(self) -> int:
+        with self.lock:
+            return len(self._rooms)
+
     def create_room(self, body: Json) -> Json:
         """``body`` is a valid CreateRoomRequest; its ``members`` become members."""
         body = spec.apply_defaults(body, {"$ref": "#/components/schemas/CreateRoomRequest"})
@@ -154,12 +158,8 @@ class State(Sessions):
 
     def list_members(self, room_id: str) -> list[Json]:
         with self.lock:
-            self._room(room_id)
-            return [
-                m.as_api()
-                for m in self._members.values()
-                if m.room_id == room_id and m.user_id is not None
-            ]
+            room = self._room(room_id)
+            return [m.as_api() for m in room.members.values() if m.user_id is not None]
 
     def create_member(self, room_id: str, body: Json) -> Json:
         """Without a ``type``, the user's ``default_member_type`` (else guest)."""
@@ -191,6 +191,7 @@ class State(Sessions):
             if body.get("is_blocked") is True:
                 events = self._end_sessions(room, lambda s: s.member_id == member.id)
                 del self._members[member.id]
+                del room.members[member.id]
             return member.as_api(), events
 
     # -- users -------------------------------------------------------------------------------
