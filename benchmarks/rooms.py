@@ -148,7 +148,7 @@ class Worker:
         # The clock stops when the last room was stored (the worker stamps synced_at then), not
         # at the poll that saw it: that was up to 50 ms late, about 3 % of a 300-room run.
         last = timed.aggregate(last=Max("synced_at"))["last"]
-        return n / (last.timestamp() - started)
+        return float(n / (last.timestamp() - started))
 
     def stop(self) -> None:
         self.process.terminate()
@@ -191,6 +191,19 @@ def save_cost(n: int) -> tuple[float, float]:
             editor.delete_model(plain)
 
 
+def empty_broker() -> None:
+    """Drop what earlier runs left queued (Redis: the benchmark's database; AMQP: its queue)."""
+    if BROKER.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(BROKER).flushdb()
+    else:
+        from kombu import Connection, Queue
+
+        with Connection(BROKER) as connection:
+            Queue(QUEUE).bind(connection.default_channel).delete()
+
+
 def vacuum() -> None:
     """Start from clean tables: the rows of earlier runs, deleted, are still in the tables and
     their indexes until a vacuum, and PostgreSQL's autovacuum may be off (it is on the machine
@@ -216,13 +229,12 @@ def main() -> None:
     args = parser.parse_args()
 
     setup_django(CELERY_BROKER_URL=BROKER, CELERY_QUEUE=QUEUE)
-    import redis
     from django.conf import settings
 
     from django_pagecall.emulator import Emulator
     from django_pagecall.models import Room
 
-    redis.Redis.from_url(BROKER).flushdb()
+    empty_broker()
     Room.objects.all().delete()
     vacuum()
     ratios = []
@@ -257,10 +269,10 @@ def main() -> None:
           f"{len(ratios)} runs (target >= 0.5; {args.rooms} rooms each, concurrency "
           f"{args.concurrency}; each run: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
 
-    redis.Redis.from_url(BROKER).flushdb()
+    empty_broker()
     room_save, plain_save = save_cost(args.saves)
     Room.objects.all().delete()
-    redis.Redis.from_url(BROKER).flushdb()
+    empty_broker()
     print(f"median save: Room {room_save * 1e3:.3f} ms, plain model {plain_save * 1e3:.3f} ms")
     print(
         f"Room.save() cost ratio (plain / Room, 1.0 = free dispatch): {plain_save / room_save:.2f}"

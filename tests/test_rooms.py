@@ -144,16 +144,31 @@ def test_no_webhook_url_creates_the_room_without_webhook(
 
 @pytest.mark.usefixtures("creation_path")
 def test_transient_failures_are_retried_then_one_room(
-    pagecall_emulator: Emulator, fired: Recorder
+    pagecall_emulator: Emulator, fired: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     pagecall_emulator.inject("POST", "/rooms", status=500, times=2)
-    room = make_room()
+    with caplog.at_level(logging.DEBUG, logger="django_pagecall.sync"):
+        room = make_room()
     room.refresh_from_db()
     assert room.sync_state == SyncState.SYNCED
     assert room.sync_attempts == 3
     assert [r["status"] for r in posts(pagecall_emulator)] == [500, 500, 200]
     assert len(pagecall_emulator.rooms) == 1
     assert len(fired.named("room_created")) == 1
+    # The first attempt is routine (DEBUG); retries and the outcome are what an operator reads.
+    attempts = [
+        (r.levelno, r.getMessage())
+        for r in caplog.records
+        if r.getMessage().startswith(f"Creating room {room.pk} ")
+    ]
+    assert attempts == [
+        (logging.DEBUG, f"Creating room {room.pk} 'Weekly' on Pagecall (attempt 1)"),
+        (logging.INFO, f"Creating room {room.pk} 'Weekly' on Pagecall (attempt 2)"),
+        (logging.INFO, f"Creating room {room.pk} 'Weekly' on Pagecall (attempt 3)"),
+    ]
+    (created,) = [r for r in caplog.records if "is on Pagecall as" in r.getMessage()]
+    assert created.levelno == logging.INFO
+    assert created.getMessage() == f"Room {room.pk} 'Weekly' is on Pagecall as {room.pagecall_id}"
 
 
 @pytest.mark.usefixtures("creation_path")

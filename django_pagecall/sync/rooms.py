@@ -119,10 +119,19 @@ def _claim(room: Room, using: str) -> _Claim | None:
     members = list(
         Member.objects.using(using).filter(room_id=room.pk, is_blocked=False).order_by("pk")
     )
-    logger.info(
-        "Creating room %s %r on Pagecall (attempt %s)", room.pk, room.name, room.sync_attempts
-    )
+    _log_attempt(room)
     return _Claim(room=room, lease_until=lease, members=members)
+
+
+def _log_attempt(room: Room) -> None:
+    """A first attempt is logged at DEBUG (its outcome gets the INFO line); a retry at INFO."""
+    logger.log(
+        logging.INFO if room.sync_attempts > 1 else logging.DEBUG,
+        "Creating room %s %r on Pagecall (attempt %s)",
+        room.pk,
+        room.name,
+        room.sync_attempts,
+    )
 
 
 def _claim_in_one_statement(room_pk: int, using: str) -> _Claim | None:
@@ -134,9 +143,7 @@ def _claim_in_one_statement(room_pk: int, using: str) -> _Claim | None:
     if claimed is None:
         return None
     room = claimed.room
-    logger.info(
-        "Creating room %s %r on Pagecall (attempt %s)", room.pk, room.name, room.sync_attempts
-    )
+    _log_attempt(room)
     return _Claim(room=room, lease_until=room.lease_until, members=claimed.members)
 
 
