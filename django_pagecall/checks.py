@@ -103,3 +103,20 @@ def check_installed_apps(
             id="pagecall.E006",
         )
     ]
+
+
+@register(Tags.compatibility)
+def check_time_zone_support(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    if getattr(settings, "USE_TZ", True):
+        return []
+    return [
+        Error(
+            "django-pagecall needs USE_TZ = True: Pagecall's timestamps (webhook events, room and "
+            "session times) are instants in UTC, which naive local datetimes cannot hold through "
+            "a change of daylight saving time, and the app compares them with its own.",
+            hint="Set USE_TZ = True (Django's default since 5.0).",
+            id="pagecall.E007",
+        )
+    ]

@@ -10,7 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.test import override_settings
 
-from django_pagecall.checks import check_installed_apps, check_settings
+from django_pagecall.checks import check_installed_apps, check_settings, check_time_zone_support
 from django_pagecall.conf import KEYS, pagecall_settings
 
 GOOD: dict[str, Any] = {"API_KEY": "k", "WEBHOOK_URL": "https://site.example/pagecall/webhook/"}
@@ -63,6 +63,16 @@ def test_rest_framework_missing_is_an_error() -> None:
     assert check_installed_apps() == []
     with override_settings(INSTALLED_APPS=["django.contrib.contenttypes", "django_pagecall"]):
         assert [m.id for m in check_installed_apps()] == ["pagecall.E006"]
+
+
+def test_naive_datetimes_are_an_error() -> None:
+    assert check_time_zone_support() == []
+    with override_settings(USE_TZ=False):
+        (error,) = check_time_zone_support()
+        assert error.id == "pagecall.E007"
+        assert "USE_TZ = True" in error.msg
+        found = [m.id for m in run_checks() if (m.id or "").startswith("pagecall.E")]
+        assert found == ["pagecall.E007"]
 
 
 def test_checks_are_registered_with_django() -> None:
