@@ -7,7 +7,7 @@
 2. Save cost: ``Room.save()`` with its dispatch (on_commit, publishing the task) against
    saving a plain model with the same fields, same database, same run.
 
-    python benchmarks/rooms.py [--rooms 300] [--concurrency 4] [--repeat 5] [--saves 200]
+    python benchmarks/rooms.py [--rooms 1000] [--concurrency 4] [--repeat 5] [--saves 200]
 
 Needs PostgreSQL and Redis on their default local ports (database ``pagecall_bench`` is
 created if missing; Redis database 14 is flushed).
@@ -220,7 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rooms", type=int, default=300)
+    parser.add_argument("--rooms", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--saves", type=int, default=200)
     parser.add_argument(
