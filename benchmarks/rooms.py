@@ -138,6 +138,7 @@ class Worker:
                     ]
                 )
             first = first or room.pk
+        analyze()
         started = time.time()
         app.control.add_consumer(QUEUE, reply=True, limit=1, timeout=10)
         timed = Room.objects.filter(pk__gte=first)
@@ -202,6 +203,18 @@ def empty_broker() -> None:
 
         with Connection(BROKER) as connection:
             Queue(QUEUE).bind(connection.default_channel).delete()
+
+
+def analyze() -> None:
+    """What autovacuum would do after the rooms were queued: table statistics that know the rows
+    are there. The worker's connections cache their plans from the warm-up, when the tables were
+    almost empty and a sequential scan looked cheapest; ANALYZE makes PostgreSQL plan again."""
+    from django.apps import apps
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for model in apps.get_app_config("django_pagecall").get_models():
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def vacuum() -> None:
