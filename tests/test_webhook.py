@@ -602,6 +602,38 @@ def test_a_webhook_before_the_room_id_is_stored_waits_then_applies(
     assert len(session_signals.sent) == 1
 
 
+def test_a_body_is_decoded_and_validated_once_whichever_path_takes_it(
+    pagecall_emulator: Emulator, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A waiting room's webhook and an invalid body leave the one-statement path (on PostgreSQL)
+    for the general one, which uses what was parsed instead of parsing again."""
+    decoded: list[bytes] = []
+    validated: list[Any] = []
+    load_json, validate = processing.load_json, processing.validate
+
+    def counting_load(raw: bytes) -> Any:
+        decoded.append(raw)
+        return load_json(raw)
+
+    def counting_validate(data: Any) -> Any:
+        validated.append(data)
+        return validate(data)
+
+    monkeypatch.setattr(processing, "load_json", counting_load)
+    monkeypatch.setattr(processing, "validate", counting_validate)
+    waiting = make_room(pagecall_emulator, store_id=False)
+    assert post(client, waiting.join("alice"), waiting.headers).status_code == 202
+    assert (len(decoded), len(validated)) == (1, 1)
+
+    room = make_room(pagecall_emulator)
+    invalid = room.join("bob")
+    invalid["payload"]["sessionsCount"] = "many"
+    response = post(client, invalid, room.headers)
+    assert response.status_code == 400
+    assert "payload.sessionsCount" in response.json()["fields"]
+    assert (len(decoded), len(validated)) == (2, 2)
+
+
 def test_a_waiting_webhook_of_another_pagecall_room_fails_when_applied(
     pagecall_emulator: Emulator, client: Client
 ) -> None:

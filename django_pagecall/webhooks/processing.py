@@ -155,35 +155,54 @@ def refuse_oversized(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """A body decoded and validated once, for whichever path takes it."""
+
+    data: Any  # the decoded JSON; None when the body is not JSON
+    event: WebhookEvent | None
+    error: InvalidBody | None  # why there is no event
+
+    @classmethod
+    def of(cls, raw: bytes) -> _Parsed:
+        try:
+            data = load_json(raw)
+        except InvalidBody as exc:
+            return cls(None, None, exc)
+        try:
+            return cls(data, validate(data), None)
+        except InvalidBody as exc:
+            return cls(data, None, exc)
+
+
 def receive(
     room_pk: int, raw: bytes, headers: Mapping[str, str], remote_addr: str | None, using: str
 ) -> Outcome:
     """Store and process one authenticated webhook for the local room ``room_pk``."""
-    if connections[using].vendor == "postgresql":
-        outcome = _receive_in_one_statement(room_pk, raw, headers, remote_addr, using)
+    parsed = _Parsed.of(raw)
+    if parsed.event is not None and connections[using].vendor == "postgresql":
+        outcome = _receive_in_one_statement(room_pk, raw, parsed.event, headers, remote_addr, using)
         if outcome is not None:
             return outcome
     room = load_room(room_pk, using)
-    try:
-        data = load_json(raw)
-        claimed = claimed_room_id(data)
-        if room is not None and room.pagecall_id and claimed not in (None, room.pagecall_id):
-            # The secret is this room's, the payload another's: refused, and not stored.
-            logger.warning(
-                "Webhook refused: room %s (%s) received an event for Pagecall room %r",
-                room.pk,
-                room.pagecall_id,
-                (claimed or "")[:64],
-            )
-            return Outcome(
-                403,
-                {
-                    "error": "room_mismatch",
-                    "detail": "payload.roomId is not the room these credentials are for.",
-                },
-            )
-        event = validate(data)
-    except InvalidBody as exc:
+    claimed = claimed_room_id(parsed.data)
+    if room is not None and room.pagecall_id and claimed not in (None, room.pagecall_id):
+        # The secret is this room's, the payload another's: refused, and not stored. This is
+        # answered before the body's own faults.
+        logger.warning(
+            "Webhook refused: room %s (%s) received an event for Pagecall room %r",
+            room.pk,
+            room.pagecall_id,
+            (claimed or "")[:64],
+        )
+        return Outcome(
+            403,
+            {
+                "error": "room_mismatch",
+                "detail": "payload.roomId is not the room these credentials are for.",
+            },
+        )
+    if parsed.error is not None:
         delivery = _store(
             using,
             room,
@@ -193,10 +212,12 @@ def receive(
             None,
             state=DeliveryState.FAILED,
             result=DeliveryResult.INVALID,
-            error=str(exc),
+            error=str(parsed.error),
         )
-        logger.warning("Webhook %s for room %s is invalid: %s", delivery.pk, room_pk, exc)
-        return Outcome(400, {**exc.as_json(), "delivery": delivery.pk})
+        logger.warning("Webhook %s for room %s is invalid: %s", delivery.pk, room_pk, parsed.error)
+        return Outcome(400, {**parsed.error.as_json(), "delivery": delivery.pk})
+    event = parsed.event
+    assert event is not None  # no error, so validated
 
     if room is None:
         # Deleted here; Pagecall goes on calling as long as its room exists.
@@ -239,18 +260,19 @@ def receive(
 
 
 def _receive_in_one_statement(
-    room_pk: int, raw: bytes, headers: Mapping[str, str], remote_addr: str | None, using: str
+    room_pk: int,
+    raw: bytes,
+    event: WebhookEvent,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    using: str,
 ) -> Outcome | None:
     """The common case on PostgreSQL: a valid event for a room with its Pagecall id, stored and
     applied by one statement (:func:`.queries.receive_postgresql`).
 
-    ``None`` means nothing was written and the general path must take it: an invalid body, a
-    room that is gone, has no Pagecall id yet, or is not the payload's.
+    ``None`` means nothing was written and the general path must take it: a room that is gone,
+    has no Pagecall id yet, or is not the payload's. (An invalid body never comes here.)
     """
-    try:
-        event = validate(load_json(raw))
-    except InvalidBody:
-        return None  # the general path stores it and says why, with the room mismatch first
     body = db_text(raw.decode("utf-8", errors="replace"))
     now = timezone.now()
     try:
