@@ -205,28 +205,28 @@ def empty_broker() -> None:
             Queue(QUEUE).bind(connection.default_channel).delete()
 
 
-def analyze() -> None:
-    """What autovacuum would do after the rooms were queued: table statistics that know the rows
-    are there. The worker's connections cache their plans from the warm-up, when the tables were
-    almost empty and a sequential scan looked cheapest; ANALYZE makes PostgreSQL plan again."""
+def each_table(command: str) -> None:
+    """Run ``command`` (``ANALYZE``, ``VACUUM ANALYZE``) on each of the app's tables."""
     from django.apps import apps
     from django.db import connection
 
     with connection.cursor() as cursor:
         for model in apps.get_app_config("django_pagecall").get_models():
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+            cursor.execute(f"{command} {connection.ops.quote_name(model._meta.db_table)}")
+
+
+def analyze() -> None:
+    """What autovacuum would do after the rooms were queued: table statistics that know the rows
+    are there. The worker's connections may keep plans made at the warm-up, when the tables were
+    almost empty; new statistics make PostgreSQL plan those statements again."""
+    each_table("ANALYZE")
 
 
 def vacuum() -> None:
     """Start from clean tables: the rows of earlier runs, deleted, are still in the tables and
     their indexes until a vacuum, and PostgreSQL's autovacuum may be off (it is on the machine
     of BENCHMARKS.md). Left there, they made every later run slower than the one before."""
-    from django.apps import apps
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for model in apps.get_app_config("django_pagecall").get_models():
-            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+    each_table("VACUUM ANALYZE")
 
 
 def main() -> None:
