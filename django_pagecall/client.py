@@ -173,7 +173,7 @@ class PagecallClient:
     ) -> requests.Response:
         """One request through the session's adapter, body read.
 
-        What ``Session.request`` adds on top is not needed here and cost about a third of a
+        What ``Session.request`` adds on top is not needed here and cost about a quarter of a
         call: merging the environment and per-call settings (read once, in
         :meth:`_new_session`), a cookie jar per call (Pagecall's API sets none), hooks and
         redirects (never followed: a redirected POST would silently become a GET).
