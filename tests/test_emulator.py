@@ -325,6 +325,18 @@ def test_get_update_delete_room(api: Api) -> None:
     assert gone.status_code == 400 and "not found" in gone.json()["message"]
 
 
+def test_deleting_a_room_forgets_its_members_only(api: Api) -> None:
+    doomed = api.create_room(name="Doomed", members=[{"user_id": "a", "type": "host"}])
+    kept = api.create_room(name="Kept", members=[{"user_id": "a", "type": "guest"}])
+    assert api.delete(f"/rooms/{doomed['id']}").status_code == 200
+    members = api.emulator.snapshot()["members"]
+    assert [(m["room_id"], m["user_id"], m["type"]) for m in members] == [
+        (kept["id"], "a", "guest")
+    ]
+    listed = api.get(f"/rooms/{kept['id']}/members").json()["members"]
+    assert [(m["user_id"], m["type"]) for m in listed] == [("a", "guest")]
+
+
 def test_update_room_follows_the_spec_schema(api: Api) -> None:
     room = api.create_room()
     # UpdateRoomRequest lists application_id as required (see the report on this).

@@ -111,7 +111,8 @@ class State(Sessions):
             events = self._end_sessions(room, lambda s: True)
             answer = self.room_api(room)
             del self._rooms[room_id]
-            self._members = {k: m for k, m in self._members.items() if m.room_id != room_id}
+            for member_id in room.members:
+                del self._members[member_id]
             self._sessions = {k: s for k, s in self._sessions.items() if s.room_id != room_id}
             return answer, events
 
