@@ -206,22 +206,47 @@ def test_a_pagecall_id_of_another_room_is_refused_and_changes_nothing(
     assert created == []
 
 
-def test_the_usual_creation_takes_three_statements_on_postgresql(
+def test_the_usual_creation_takes_two_statements_on_postgresql(
     pagecall_emulator: Emulator, creation_path: str
 ) -> None:
+    """The claim, then one call that stores the room, commits, and looks for its follow-ups."""
     if creation_path != "statements":
         pytest.skip("the ORM path's statements are the ORM's")
     room = pending_room()
     with CaptureQueriesContext(connection) as queries:
         sync.create_room(room.pk)
     statements = [q["sql"] for q in queries.captured_queries]
-    assert len(statements) == 3, statements
-    claim, store, follow_ups = statements
+    assert len(statements) == 2, statements
+    claim, store = statements
     assert "FROM django_pagecall_claim_room(" in claim
-    assert "FROM django_pagecall_store_room(" in store
-    assert "FROM django_pagecall_room_follow_ups(" in follow_ups
+    assert store.startswith("CALL django_pagecall_store_room_and_follow_up(")
     room.refresh_from_db()
     assert room.sync_state == SyncState.SYNCED
+    assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.SYNCED}
+
+
+def test_inside_a_transaction_the_store_and_the_follow_ups_are_two_statements(
+    pagecall_emulator: Emulator, creation_path: str, created: list[Room]
+) -> None:
+    """The procedure commits, which PostgreSQL refuses inside a transaction block: there the
+    store and the follow-ups are sent apart, and the caller's transaction commits them."""
+    if creation_path != "statements":
+        pytest.skip("the ORM path's statements are the ORM's")
+    room = pending_room()
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        sync.create_room(room.pk)
+    statements = [q["sql"] for q in queries.captured_queries]
+    calls = [s for s in statements if "django_pagecall_" in s]
+    assert [c.split("django_pagecall_")[1].split("(")[0] for c in calls] == [
+        "claim_room",
+        "store_room",
+        "room_follow_ups",
+    ], statements
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert [(r.pk, r.pagecall_id, r.sync_state) for r in created] == [
+        (room.pk, room.pagecall_id, SyncState.SYNCED)
+    ]
 
 
 def _delete(room: Room) -> None:
@@ -252,9 +277,10 @@ FUNCTIONS = (
     "django_pagecall_store_room",
     "django_pagecall_room_follow_ups",
 )
+PROCEDURE = "django_pagecall_store_room_and_follow_up"
 
 
-def test_migration_0007_creates_the_functions_and_reversing_it_drops_them(
+def test_migrations_0007_and_0008_create_the_functions_and_reversing_them_drops_them(
     creation_path: str,
 ) -> None:
     if creation_path != "statements":
@@ -262,13 +288,17 @@ def test_migration_0007_creates_the_functions_and_reversing_it_drops_them(
 
     def present() -> set[str]:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT proname FROM pg_proc WHERE proname = ANY(%s)", [list(FUNCTIONS)])
+            cursor.execute(
+                "SELECT proname FROM pg_proc WHERE proname = ANY(%s)", [[*FUNCTIONS, PROCEDURE]]
+            )
             return {name for (name,) in cursor.fetchall()}
 
-    assert present() == set(FUNCTIONS)
+    assert present() == {*FUNCTIONS, PROCEDURE}
     try:
+        call_command("migrate", "django_pagecall", "0007", verbosity=0)
+        assert present() == set(FUNCTIONS)
         call_command("migrate", "django_pagecall", "0006", verbosity=0)
         assert present() == set()
     finally:
         call_command("migrate", "django_pagecall", verbosity=0)
-    assert present() == set(FUNCTIONS)
+    assert present() == {*FUNCTIONS, PROCEDURE}

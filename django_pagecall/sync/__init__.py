@@ -18,8 +18,8 @@ Tasks (:mod:`django_pagecall.tasks`) are thin wrappers around the functions
 here; ``manage.py pagecall_sync`` calls them inline.
 
 The package's modules: :mod:`.base` (what they share), :mod:`.rooms`, :mod:`.members`,
-:mod:`.users` and :mod:`.sweep`, and :mod:`.queries` (a room's creation in three
-statements, calls of PL/pgSQL functions, on PostgreSQL). Everything callers use is importable
+:mod:`.users` and :mod:`.sweep`, and :mod:`.queries` (a room's creation in two
+round trips, calls of PL/pgSQL functions and a procedure, on PostgreSQL). Everything callers use is importable
 from here.
 """
 

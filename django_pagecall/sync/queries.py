@@ -15,7 +15,11 @@ translation still apply):
 * :func:`store`: Pagecall's answer stored and the members sent with it marked,
   returning the row as stored (the ORM path: a transaction of three statements);
 * :func:`follow_ups`: once that is committed, whether webhooks wait for the room
-  and which of its members still have to be sent (the ORM path: two queries).
+  and which of its members still have to be sent (the ORM path: two queries);
+* :func:`store_and_follow_up`: the last two in one round trip, a procedure that
+  commits between them (migration 0008), where the caller is not in a
+  transaction; so a room usually takes two round trips. On the machines of
+  BENCHMARKS.md a round trip cost more of the worker's CPU than the work in it.
 
 Each does what its ORM counterpart in :mod:`.rooms` does, with the same
 conditions; only the number of round trips and the work spent preparing them
@@ -26,6 +30,7 @@ tables' row types, which the calls spread into the models' columns by name, and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -79,14 +84,27 @@ def claim(room_pk: int, using: str, now: Any, lease: Any, max_attempts: int) -> 
     return Claimed(room=room, members=members)
 
 
+def _store_params(
+    room_pk: int, remote: RemoteRoom, lease_until: Any, member_pks: list[int], now: Any
+) -> tuple[tuple[str, ...], list[Any]]:
+    """The mirrored fields' names, and the parameters in the order of :func:`_argument_list`."""
+    mirrored = _mirror(remote)
+    params = [room_pk, lease_until, remote.id, remote.name, now, *mirrored.values(), member_pks]
+    return tuple(mirrored), params
+
+
+def _argument_list(mirrored: tuple[str, ...]) -> str:
+    """The arguments of the store function and procedure, by name (``p_layout => ...``): each
+    field ``sync.base._mirror`` fills goes to the parameter of its name, and one they lack
+    fails the call loudly."""
+    names = ["room_id", "lease", "pagecall_id", "name", "now", *mirrored, "member_ids"]
+    return ", ".join(f"p_{name} => %s" for name in names)
+
+
 @cache
 def _store_sql(using: str, mirrored: tuple[str, ...]) -> str:
-    """The call, arguments by name (``p_layout => ...``): each field ``sync.base._mirror`` fills
-    goes to the parameter of its name, and one the function lacks fails the call loudly."""
-    names = ["room_id", "lease", "pagecall_id", "name", "now", *mirrored, "member_ids"]
-    arguments = ", ".join(f"p_{name} => %s" for name in names)
     returned = select_list(Room, using, "o")
-    return f"SELECT {returned} FROM django_pagecall_store_room({arguments}) o"  # noqa: S608
+    return f"SELECT {returned} FROM django_pagecall_store_room({_argument_list(mirrored)}) o"  # noqa: S608
 
 
 def store(
@@ -101,18 +119,9 @@ def store(
     ``member_pks`` (those still pending) synced, in one statement; the row as stored, or None
     when the claim was lost (then nothing changed). Raises ``IntegrityError`` when another room
     has that Pagecall id."""
-    mirrored = _mirror(remote)
-    params: list[Any] = [
-        room_pk,
-        lease_until,
-        remote.id,
-        remote.name,
-        now,
-        *mirrored.values(),
-        list(member_pks),
-    ]
+    mirrored, params = _store_params(room_pk, remote, lease_until, member_pks, now)
     with savepoint_if_nested(using), server_binding_cursor(using) as cursor:
-        cursor.execute(_store_sql(using, tuple(mirrored)), params)
+        cursor.execute(_store_sql(using, mirrored), params)
         row = cursor.fetchone()
     return Room.from_db(using, field_names(Room), row) if row else None
 
@@ -135,9 +144,63 @@ def follow_ups(room_pk: int, using: str) -> FollowUps:
         rows = cursor.fetchall()
     return FollowUps(
         deliveries_waiting=bool(rows[0][0]),
-        members=[
-            (pk, "create_member" if state == SyncState.PENDING else "update_member")
-            for _, pk, state in rows
-            if pk is not None
-        ],
+        members=_member_tasks((pk, state) for _, pk, state in rows if pk is not None),
+    )
+
+
+def _member_tasks(members: Iterable[tuple[int, str]]) -> list[tuple[int, str]]:
+    return [
+        (pk, "create_member" if state == SyncState.PENDING else "update_member")
+        for pk, state in members
+    ]
+
+
+@dataclass
+class Stored:
+    """What :func:`store_and_follow_up` did and found."""
+
+    #: Whether the claim still held (False: nothing was written, nothing followed up).
+    stored: bool
+    #: Whether a rename or termination made during the creation is still to be sent.
+    needs_update: bool
+    follow_ups: FollowUps
+
+
+def can_commit_inside(using: str) -> bool:
+    """Whether :func:`store_and_follow_up` can run: the procedure commits, which PostgreSQL
+    allows only outside a transaction block (no ``atomic()``, and autocommit on)."""
+    connection = connections[using]
+    return not connection.in_atomic_block and connection.get_autocommit()
+
+
+@cache
+def _store_and_follow_up_sql(mirrored: tuple[str, ...]) -> str:
+    return f"CALL django_pagecall_store_room_and_follow_up({_argument_list(mirrored)})"
+
+
+def store_and_follow_up(
+    room_pk: int,
+    remote: RemoteRoom,
+    lease_until: Any,
+    member_pks: list[int],
+    now: Any,
+    using: str,
+) -> Stored:
+    """:func:`store`, committed, then :func:`follow_ups`, in one round trip (migration 0008).
+
+    The same two transactions as the two calls, in the same order: the follow-ups are
+    looked for after the commit. Only where :func:`can_commit_inside` says so. Raises
+    ``IntegrityError`` when another room has that Pagecall id (then nothing is written).
+    """
+    mirrored, params = _store_params(room_pk, remote, lease_until, member_pks, now)
+    with server_binding_cursor(using) as cursor:
+        cursor.execute(_store_and_follow_up_sql(mirrored), params)
+        stored, needs_update, waiting, member_ids, states = cursor.fetchone()
+    return Stored(
+        stored=bool(stored),
+        needs_update=bool(needs_update),
+        follow_ups=FollowUps(
+            deliveries_waiting=bool(waiting),
+            members=_member_tasks(zip(member_ids or (), states or (), strict=True)),
+        ),
     )

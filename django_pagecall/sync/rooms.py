@@ -253,17 +253,28 @@ def _store_created(
 def _store_created_on_postgresql(
     room: Room, remote: RemoteRoom, using: str, lease_until: Any, member_pks: list[int]
 ) -> bool:
-    """:func:`_store_created` on PostgreSQL: the same writes and follow-ups in two statements.
+    """:func:`_store_created` on PostgreSQL: the same writes and follow-ups in one round trip
+    (a procedure that commits between them), or two statements inside a caller's transaction.
 
     The follow-ups are looked for once the row is committed, as on the ORM path: a member
     or a webhook that arrives in the meantime finds the Pagecall id, or is found here.
     """
+    stored: Room | None = None
     try:
-        stored = queries.store(room.pk, remote, lease_until, member_pks, timezone.now(), using)
+        if queries.can_commit_inside(using):
+            done = queries.store_and_follow_up(
+                room.pk, remote, lease_until, member_pks, timezone.now(), using
+            )
+            is_stored, needs_update, found = done.stored, done.needs_update, done.follow_ups
+        else:
+            stored = queries.store(room.pk, remote, lease_until, member_pks, timezone.now(), using)
+            is_stored = stored is not None
+            needs_update = bool(stored and stored.needs_update)
+            found = queries.follow_ups(room.pk, using) if stored else queries.FollowUps(False, [])
     except IntegrityError:
         logger.error("Room %s: Pagecall id %s already belongs to another room", room.pk, remote.id)
         raise
-    if stored is None:
+    if not is_stored:
         logger.warning(
             "Room %s: created on Pagecall as %s but the claim was lost; not stored",
             room.pk,
@@ -272,16 +283,20 @@ def _store_created_on_postgresql(
         return False
 
     def announce() -> None:
-        signals.room_created.send(sender=Room, room=stored)  # the row as stored
+        if not signals.room_created.has_listeners(Room):
+            return
+        # The row as stored; after the procedure, read back (committed) only for receivers.
+        as_stored = stored or Room.objects.using(using).filter(pk=room.pk).first()
+        if as_stored is not None:  # None: deleted since
+            signals.room_created.send(sender=Room, room=as_stored)
 
     transaction.on_commit(announce, using=using, robust=True)
     logger.info("Room %s %r is on Pagecall as %s", room.pk, room.name, remote.id)
-    found = queries.follow_ups(room.pk, using)
     if found.deliveries_waiting:
-        _apply_waiting_webhooks(stored, using)
+        _apply_waiting_webhooks(room, using)
     for member_pk, task_name in found.members:
         _enqueue(task_name, member_pk, using)
-    if stored.needs_update:
+    if needs_update:
         _enqueue("update_room", room.pk, using)
     return True
 
