@@ -3,7 +3,11 @@
 1. Throughput: rooms created per second from ``Room.save()`` through a real Celery worker
    (Redis broker, PostgreSQL) to the emulator, against the ceiling: a plain
    ``requests.Session`` loop posting the same bodies to the same emulator at the same
-   concurrency. Target: at least 0.5 of the ceiling.
+   concurrency. Target: at least 0.5 of the ceiling. Beside it, the Celery floor: the same
+   worker running a task that only posts the body (``benchmarks/celery_floor.py``, no
+   database), so that what Celery costs and what the app's own work costs are told apart.
+   Each side's CPU per room is printed by part (worker main and pool processes, PostgreSQL,
+   Redis, this process), read from ``/proc``.
 2. Save cost: ``Room.save()`` with its dispatch (on_commit, publishing the task) against
    saving a plain model with the same fields, same database, same run.
 
@@ -28,22 +32,70 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks._setup import DATABASE_URL, ROOT, setup_django
+from benchmarks.celery_floor import NAME as FLOOR_TASK
+from benchmarks.celery_floor import body
 
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 QUEUE = "pagecall-bench"
 
 
-def body(i: int) -> dict[str, Any]:
-    return {
-        "name": f"bench room {i}",
-        "type": "public",
-        "record": True,
-        "members": [{"user_id": f"u{i}", "type": "host"}, {"user_id": f"v{i}", "type": "guest"}],
-        "webhook": {
-            "url": "http://127.0.0.1:9/pagecall/webhook/",
-            "headers": {"X-Pagecall-Room": str(i)},
-        },
-    }
+PARTS = ("worker main", "worker pool", "PostgreSQL", "Redis", "this process")
+
+
+class CpuMeter:
+    """CPU seconds spent by each part of the machine's work, read from ``/proc`` (Linux; elsewhere
+    nothing is reported): the worker's main process and its pool processes, PostgreSQL's
+    processes, Redis, and this process (the plain loop's threads and the emulator). Per room, it tells where a
+    side's time went; on a machine of two cores, the sum is what bounds the rate."""
+
+    def __init__(self, worker_pid: int = -1) -> None:
+        self.worker_pid = worker_pid
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+    def snapshot(self) -> dict[int, tuple[str, float]]:
+        """Each process's part and its CPU seconds so far."""
+        procs: dict[int, tuple[int, str, float]] = {}  # pid: (parent, command, cpu seconds)
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            command = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            procs[int(entry.name)] = (
+                int(fields[1]),
+                command,
+                (int(fields[11]) + int(fields[12])) / self.tick,
+            )
+        worker = {self.worker_pid}
+        for pid, (parent, _, _) in sorted(procs.items()):
+            if parent in worker:
+                worker.add(pid)
+        parts: dict[int, tuple[str, float]] = {}
+        for pid, (_, command, cpu) in procs.items():
+            if pid == self.worker_pid:
+                parts[pid] = ("worker main", cpu)
+            elif pid in worker:
+                parts[pid] = ("worker pool", cpu)
+            elif command.startswith("postgres"):
+                parts[pid] = ("PostgreSQL", cpu)
+            elif command.startswith("redis-server"):
+                parts[pid] = ("Redis", cpu)
+            elif pid == os.getpid():
+                parts[pid] = ("this process", cpu)
+        return parts
+
+    def per_room(self, before: dict[int, tuple[str, float]], n: int) -> str:
+        """CPU milliseconds per room since ``before``, by part (a process that ended meanwhile
+        is left out, as its last figures are gone with it)."""
+        totals = dict.fromkeys(PARTS, 0.0)
+        for pid, (part, cpu) in self.snapshot().items():
+            totals[part] += cpu - before.get(pid, (part, 0.0))[1]
+        if not any(totals.values()):
+            return "not measured (no /proc)"
+        return f"{sum(totals.values()) / n * 1e3:.2f} ms: " + ", ".join(
+            f"{part} {cpu / n * 1e3:.2f}" for part, cpu in totals.items()
+        )
 
 
 class Ceiling:
@@ -70,11 +122,12 @@ class Ceiling:
         response = session.post(f"{self.emu_url}/rooms", json=body(i), timeout=(3, 10))
         response.raise_for_status()
 
-    def run(self, n: int) -> float:
-        """Rooms per second for ``n`` rooms."""
+    def run(self, n: int, meter: CpuMeter) -> tuple[float, str]:
+        """Rooms per second for ``n`` rooms, and the CPU they took (:class:`CpuMeter`)."""
+        before = meter.snapshot()
         started = time.perf_counter()
         list(self.pool.map(self.post, range(n)))
-        return n / (time.perf_counter() - started)
+        return n / (time.perf_counter() - started), meter.per_room(before, n)
 
 
 class Worker:
@@ -97,7 +150,7 @@ class Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker", f"--pool={os.environ.get('BENCH_POOL', 'prefork')}",
              f"--concurrency={concurrency}", f"--loglevel={os.environ.get('BENCH_LOGLEVEL', 'WARNING')}", "--without-mingle",
-             "--without-gossip", "-Q", QUEUE],
+             "--without-gossip", "-Q", QUEUE, "-I", "benchmarks.celery_floor"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=None if os.environ.get("BENCH_LOGLEVEL") else subprocess.DEVNULL,
         )  # fmt: skip
         self.concurrency = concurrency
@@ -117,9 +170,9 @@ class Worker:
                 raise SystemExit("the worker did not sync the warm-up rooms within 60 s")
             time.sleep(0.05)
 
-    def run(self, n: int) -> float:
+    def run(self, n: int, meter: CpuMeter) -> tuple[float, str]:
         """Rooms per second for ``n`` rooms queued while the worker does not consume, from the
-        moment it consumes again to the moment the last one was stored."""
+        moment it consumes again to the moment the last one was stored; and the CPU taken."""
         from django.db import transaction
         from django.db.models import Max
 
@@ -139,6 +192,7 @@ class Worker:
                 )
             first = first or room.pk
         analyze()
+        before = meter.snapshot()
         started = time.time()
         app.control.add_consumer(QUEUE, reply=True, limit=1, timeout=10)
         timed = Room.objects.filter(pk__gte=first)
@@ -149,7 +203,26 @@ class Worker:
         # The clock stops when the last room was stored (the worker stamps synced_at then), not
         # at the poll that saw it: that was up to 50 ms late, about 3 % of a 300-room run.
         last = timed.aggregate(last=Max("synced_at"))["last"]
-        return float(n / (last.timestamp() - started))
+        return float(n / (last.timestamp() - started)), meter.per_room(before, n)
+
+    def run_floor(self, n: int, emu: Any, meter: CpuMeter) -> tuple[float, str]:
+        """Rooms per second for ``n`` tasks of the Celery floor (``benchmarks/celery_floor.py``):
+        queued while the worker does not consume, timed from the moment it consumes again to the
+        moment the emulator holds the last room (polled every millisecond, in this process)."""
+        from tests.celery_app import app
+
+        app.control.cancel_consumer(QUEUE, reply=True, limit=1, timeout=10)
+        for i in range(n):
+            app.send_task(FLOOR_TASK, args=(i,), queue=QUEUE)
+        target = emu.state.room_count() + n
+        before = meter.snapshot()
+        started = time.perf_counter()
+        app.control.add_consumer(QUEUE, reply=True, limit=1, timeout=10)
+        while emu.state.room_count() < target:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the worker exited ({self.process.returncode})")
+            time.sleep(0.001)
+        return n / (time.perf_counter() - started), meter.per_room(before, n)
 
     def stop(self) -> None:
         self.process.terminate()
@@ -250,30 +323,45 @@ def main() -> None:
     empty_broker()
     Room.objects.all().delete()
     vacuum()
-    ratios = []
+    ratios: list[float] = []
+    floor_ratios: list[float] = []
     with Emulator() as emu:
         settings.PAGECALL = {**settings.PAGECALL, "API_URL": emu.url, "API_KEY": emu.api_key}
         loop = Ceiling(emu.url, emu.api_key, args.concurrency)
         worker = Worker(emu.url, args.concurrency)
         try:
-            loop.run(4 * args.concurrency)  # the loop's threads and connections, made untimed
+            untimed = CpuMeter()
+            loop.run(4 * args.concurrency, untimed)  # the loop's threads and connections
             worker.warm_up()
+            worker.run_floor(4 * args.concurrency, emu, untimed)
+            meter = CpuMeter(worker.process.pid)
+            sides = {
+                "loop": lambda: loop.run(args.rooms, meter),
+                "floor": lambda: worker.run_floor(args.rooms, emu, meter),
+                "ours": lambda: worker.run(args.rooms, meter),
+            }
+            order = list(sides)
             for repeat in range(args.repeat):
-                # Alternate which goes first, so that drift on a shared machine hits both alike.
                 Room.objects.all().delete()
                 vacuum()
                 emu.reset()
-                if repeat % 2:
-                    ours, base = worker.run(args.rooms), loop.run(args.rooms)
-                else:
-                    base, ours = loop.run(args.rooms), worker.run(args.rooms)
-                # The loop's rooms are at the emulator too: what is there beyond them and the
-                # stored rooms was created twice.
-                duplicates = len(emu.rooms) - args.rooms - Room.objects.count()
+                # Rotate which goes first, so that drift on a shared machine hits all alike.
+                rates, cpu = {}, {}
+                for name in order[repeat % 3 :] + order[: repeat % 3]:
+                    rates[name], cpu[name] = sides[name]()
+                base, floor, ours = rates["loop"], rates["floor"], rates["ours"]
+                # The loop's and the floor's rooms are at the emulator too: what is there beyond
+                # them and the stored rooms was created twice.
+                duplicates = emu.state.room_count() - 2 * args.rooms - Room.objects.count()
                 ratios.append(ours / base)
-                print(f"run {repeat + 1}: plain loop {base:6.1f} rooms/s, through the worker "
+                floor_ratios.append(floor / base)
+                print(f"run {repeat + 1}: plain loop {base:6.1f} rooms/s, Celery floor "
+                      f"{floor:6.1f} rooms/s ({floor / base:.2f}), through the app's worker "
                       f"{ours:6.1f} rooms/s, ratio {ours / base:.2f}, duplicates {duplicates}",
                       flush=True)  # fmt: skip
+                for name, label in (("loop", "plain loop"), ("floor", "Celery floor"),
+                                    ("ours", "the app")):  # fmt: skip
+                    print(f"    CPU per room, {label}: {cpu[name]}", flush=True)
         finally:
             worker.stop()
             loop.pool.shutdown()
@@ -281,6 +369,10 @@ def main() -> None:
     print(f"room creation throughput ratio: median {statistics.median(ratios):.2f} of "
           f"{len(ratios)} runs (target >= 0.5; {args.rooms} rooms each, concurrency "
           f"{args.concurrency}; each run: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+    print(f"Celery floor (a task that only posts, no database) ratio: median "
+          f"{statistics.median(floor_ratios):.2f} (each run: "
+          f"{', '.join(f'{r:.2f}' for r in floor_ratios)}); the app's share of the floor: "
+          f"{statistics.median(ratios) / statistics.median(floor_ratios):.2f}")  # fmt: skip
 
     empty_broker()
     room_save, plain_save = save_cost(args.saves)
