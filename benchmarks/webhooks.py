@@ -8,13 +8,16 @@ importable by the Python that runs the server (``--python``, default this
 one; ``--pythonpath`` adds a directory holding it).
 
 What it does: makes a fresh database, migrates, creates 100 rooms with
-Pagecall ids, then starts gunicorn serving both ``/pagecall/webhook/`` and
-``/bench/ceiling/``. wrk (loopback) sends webhook bodies shaped like
-Pagecall's: each session joins then leaves, rooms round-robin, one request in
-ten a duplicate of the one before, each room's own headers. The ceiling gets
-the same bodies and does one ``INSERT`` through Django's connection. The two
-run side by side, alternating, ``--rounds`` times; medians are reported, with
-webhook/ceiling ratios for requests per second and p99 latency. Then it
+Pagecall ids, then starts gunicorn serving ``/pagecall/webhook/``,
+``/bench/ceiling/`` and ``/bench/floor/``. wrk (loopback) sends webhook bodies
+shaped like Pagecall's: each session joins then leaves, rooms round-robin, one
+request in ten a duplicate of the one before, each room's own headers. The
+ceiling gets the same bodies and does one ``INSERT`` through Django's
+connection. The writes floor (:func:`writes_floor_view`) runs the app's own
+statement with nothing around it, to tell what the writes every webhook needs
+cost from what the view around them costs. The three run side by side,
+rotating, ``--rounds`` times; medians are reported, with webhook/ceiling
+ratios for requests per second and p99 latency, and the floor's. Then it
 checks that every answered webhook was stored and processed.
 
 This module is also the benchmark site: its settings (the test settings with
@@ -79,6 +82,30 @@ def ceiling_view(request: Any) -> Any:
     return JsonResponse({"status": "ok"})
 
 
+def writes_floor_view(request: Any) -> Any:
+    """The writes floor: what every webhook costs the database, alone. The body decoded and
+    checked for the plain shape only, the room's pk taken from its header unchecked, then the
+    app's own statement (``django_pagecall_receive_webhook``: delivery, session, counters) and a
+    small JSON answer; no DRF, no authentication, nothing for errors or signals."""
+    from django.http import JsonResponse
+    from django.utils import timezone
+
+    from django_pagecall.webhook_auth import ROOM_HEADER, SECRET_HEADER
+    from django_pagecall.webhooks import queries
+    from django_pagecall.webhooks.serializers import plainly_valid
+
+    raw = request.body
+    event = plainly_valid(json.loads(raw))
+    if event is None:
+        return JsonResponse({"error": "invalid"}, status=400)
+    headers = {k: v for k, v in request.headers.items() if k != SECRET_HEADER}
+    received = queries.receive_postgresql(
+        int(request.headers[ROOM_HEADER]), event, headers, raw.decode(),
+        request.META.get("REMOTE_ADDR"), timezone.now(), "default", rows=False,
+    )  # fmt: skip
+    return JsonResponse({"status": received.outcome})
+
+
 def __getattr__(name: str) -> Any:
     # The URLconf and the WSGI app import models, so they can only be made once Django is set
     # up; this module is imported earlier, as the settings.
@@ -89,6 +116,7 @@ def __getattr__(name: str) -> Any:
         return [
             path("pagecall/", include("django_pagecall.urls")),
             path("bench/ceiling/", csrf_exempt(ceiling_view)),
+            path("bench/floor/", csrf_exempt(writes_floor_view)),
         ]
     if name == "application":
         from django.core.wsgi import get_wsgi_application
@@ -261,6 +289,23 @@ def run_wrk(
     return result
 
 
+def vacuum() -> None:
+    """``VACUUM ANALYZE`` the tables the views write, before every run. Each run leaves
+    thousands of dead row versions behind (every webhook rewrites its room's counters and its
+    session); PostgreSQL's autovacuum would clear them, but it may be off (it is on the machine
+    of BENCHMARKS.md), and left there they made each round slower than the one before."""
+    from django.apps import apps
+    from django.db import connection
+
+    tables = [CEILING_TABLE] + [
+        model._meta.db_table for model in apps.get_app_config("django_pagecall").get_models()
+    ]
+    with connection.cursor() as cursor:
+        for table in tables:
+            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(table)}")
+    connection.close()
+
+
 def check_stored(expected_webhooks: int) -> dict[str, int]:
     from django.db import connection
     from django.db.models import Count
@@ -320,32 +365,36 @@ def main(argv: list[str] | None = None) -> int:
     scripts = {
         "webhook": (workdir / "webhook.lua", "/pagecall/webhook/"),
         "ceiling": (workdir / "ceiling.lua", "/bench/ceiling/"),
+        "floor": (workdir / "floor.lua", "/bench/floor/"),
     }
     run_numbers = itertools.count(1)
 
     def measure(name: str, duration: float) -> dict[str, Any]:
+        vacuum()
         script, path = scripts[name]
         script.write_text(
-            lua_script(rooms, path, with_auth=name == "webhook", run=next(run_numbers))
+            lua_script(rooms, path, with_auth=name != "ceiling", run=next(run_numbers))
         )
         return run_wrk(args, port, script, path, duration)
 
     port = free_port()
     log = workdir / "gunicorn.log"
     server = start_gunicorn(args, port, log)
-    runs: dict[str, list[dict[str, Any]]] = {"webhook": [], "ceiling": []}
-    answered_webhooks = 0
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in scripts}
+    answered_webhooks = 0  # by the webhook view and the floor: both store deliveries
     try:
         for name in scripts:
             result = measure(name, args.warmup)
-            if name == "webhook":
+            if name != "ceiling":
                 answered_webhooks += result["requests"] - result["non_2xx"]
+        names = list(scripts)
         for round_ in range(args.rounds):
-            order = ["ceiling", "webhook"] if round_ % 2 == 0 else ["webhook", "ceiling"]
+            # Rotate which goes first, so that drift on a shared machine hits all alike.
+            order = names[round_ % 3 :] + names[: round_ % 3]
             for name in order:
                 result = measure(name, args.duration)
                 runs[name].append(result)
-                if name == "webhook":
+                if name != "ceiling":
                     answered_webhooks += result["requests"] - result["non_2xx"]
                 print(
                     f"round {round_ + 1} {name:8} {result['rps']:8.0f} req/s  "
@@ -374,7 +423,10 @@ def main(argv: list[str] | None = None) -> int:
         "webhook_p99_ms": median("webhook", "p99_us") / 1000,
         "ceiling_p99_ms": median("ceiling", "p99_us") / 1000,
         "webhook_non_2xx": sum(r["non_2xx"] for r in runs["webhook"]),
+        "floor_rps": median("floor", "rps"),
+        "floor_non_2xx": sum(r["non_2xx"] for r in runs["floor"]),
     }
+    summary["floor_ratio"] = summary["floor_rps"] / summary["ceiling_rps"]
     summary["rps_ratio"] = summary["webhook_rps"] / summary["ceiling_rps"]
     summary["p99_ratio"] = summary["webhook_p99_ms"] / summary["ceiling_p99_ms"]
     summary["stored"] = check_stored(answered_webhooks)
@@ -384,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"ratio    {summary['rps_ratio']:8.2f} of the ceiling's throughput (target >= 0.70); "
         f"p99 {summary['p99_ratio']:.2f}x the ceiling's"
+    )
+    print(
+        f"floor    {summary['floor_rps']:8.0f} req/s   {summary['floor_ratio']:.2f} of the ceiling's "
+        "(the app's statement alone: no DRF, no authentication, no validation but the shape)"
     )
     print(f"stored   {json.dumps(summary['stored'])}")
     if args.json:
