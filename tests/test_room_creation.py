@@ -225,8 +225,15 @@ def test_the_usual_creation_takes_two_statements_on_postgresql(
     assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.SYNCED}
 
 
+def _creation_calls(statements: list[str]) -> list[str]:
+    """The app's functions and procedure called, in order (``claim_room``, ...)."""
+    return [
+        s.split("django_pagecall_")[1].split("(")[0] for s in statements if "django_pagecall_" in s
+    ]
+
+
 def test_inside_a_transaction_the_store_and_the_follow_ups_are_two_statements(
-    pagecall_emulator: Emulator, creation_path: str, created: list[Room]
+    pagecall_emulator: Emulator, creation_path: str
 ) -> None:
     """The procedure commits, which PostgreSQL refuses inside a transaction block: there the
     store and the follow-ups are sent apart, and the caller's transaction commits them."""
@@ -235,18 +242,60 @@ def test_inside_a_transaction_the_store_and_the_follow_ups_are_two_statements(
     room = pending_room()
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         sync.create_room(room.pk)
-    statements = [q["sql"] for q in queries.captured_queries]
-    calls = [s for s in statements if "django_pagecall_" in s]
-    assert [c.split("django_pagecall_")[1].split("(")[0] for c in calls] == [
+    calls = _creation_calls([q["sql"] for q in queries.captured_queries])
+    assert calls == ["claim_room", "store_room", "room_follow_ups"]
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+
+
+def test_with_room_created_receivers_they_get_the_row_as_stored_before_the_follow_ups(
+    pagecall_emulator: Emulator, creation_path: str, created: list[Room]
+) -> None:
+    """A receiver gets the row the storing statement returned, sent once it is committed and
+    before the follow-ups are looked for: the one-round-trip procedure is not used then."""
+    if creation_path != "statements":
+        pytest.skip("the ORM path's statements are the ORM's")
+    room = pending_room()
+    calls_when_sent: list[list[str]] = []
+
+    def receiver(sender: Any, room: Room, **kwargs: Any) -> None:
+        calls_when_sent.append(_creation_calls([q["sql"] for q in queries.captured_queries]))
+
+    signals.room_created.connect(receiver, weak=False)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            sync.create_room(room.pk)
+    finally:
+        signals.room_created.disconnect(receiver)
+    assert _creation_calls([q["sql"] for q in queries.captured_queries]) == [
         "claim_room",
         "store_room",
         "room_follow_ups",
-    ], statements
-    room.refresh_from_db()
-    assert room.sync_state == SyncState.SYNCED
-    assert [(r.pk, r.pagecall_id, r.sync_state) for r in created] == [
-        (room.pk, room.pagecall_id, SyncState.SYNCED)
     ]
+    assert calls_when_sent == [["claim_room", "store_room"]]
+    room.refresh_from_db()
+    assert [(r.pk, r.pagecall_id, r.sync_state, r.synced_at) for r in created] == [
+        (room.pk, room.pagecall_id, SyncState.SYNCED, room.synced_at)
+    ]
+
+
+def test_a_transaction_opened_on_the_driver_connection_is_seen(creation_path: str) -> None:
+    """Django's flags alone would say the procedure can commit; the driver's status says not."""
+    if creation_path != "statements":
+        pytest.skip("the procedure is PostgreSQL's")
+    from django_pagecall.sync import queries as creation_queries
+
+    connection.ensure_connection()
+    assert creation_queries.can_commit_inside("default")
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN")  # behind Django's back: it still thinks autocommit is on
+        try:
+            assert not creation_queries.can_commit_inside("default")
+        finally:
+            cursor.execute("ROLLBACK")
+    assert creation_queries.can_commit_inside("default")
+    with transaction.atomic():
+        assert not creation_queries.can_commit_inside("default")
 
 
 def _delete(room: Room) -> None:

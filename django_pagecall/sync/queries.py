@@ -1,6 +1,6 @@
 """The statements of a room's creation on PostgreSQL (the ORM elsewhere).
 
-Creating a room is little work around three statements and one HTTP call. On
+Creating a room is little work around a few statements and one HTTP call. On
 that path the ORM's query compilation cost more than PostgreSQL took to run
 the statements, and PostgreSQL parsing and planning them cost more than
 running them. So on PostgreSQL each is a PL/pgSQL function (migration 0007),
@@ -18,14 +18,15 @@ translation still apply):
   and which of its members still have to be sent (the ORM path: two queries);
 * :func:`store_and_follow_up`: the last two in one round trip, a procedure that
   commits between them (migration 0008), where the caller is not in a
-  transaction; so a room usually takes two round trips. On the machines of
+  transaction and nothing needs the row as stored (``room_created`` has no
+  receivers); so a room usually takes two round trips. On the machines of
   BENCHMARKS.md a round trip cost more of the worker's CPU than the work in it.
 
 Each does what its ORM counterpart in :mod:`.rooms` does, with the same
 conditions; only the number of round trips and the work spent preparing them
 differ. Rows come back as the ORM would build them: the functions return the
 tables' row types, which the calls spread into the models' columns by name, and
-``Model.from_db`` builds the instances.
+``Model.from_db`` builds the instances. The procedure returns scalars only.
 """
 
 from __future__ import annotations
@@ -168,9 +169,19 @@ class Stored:
 
 def can_commit_inside(using: str) -> bool:
     """Whether :func:`store_and_follow_up` can run: the procedure commits, which PostgreSQL
-    allows only outside a transaction block (no ``atomic()``, and autocommit on)."""
+    allows only outside a transaction block: no ``atomic()``, autocommit on, and none opened
+    on the driver's connection behind Django's back either."""
     connection = connections[using]
-    return not connection.in_atomic_block and connection.get_autocommit()
+    if connection.in_atomic_block or not connection.get_autocommit():
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    driver: Any = connection.connection
+    if is_psycopg3:
+        from psycopg.pq import TransactionStatus
+
+        return bool(driver.info.transaction_status == TransactionStatus.IDLE)
+    return bool(driver.get_transaction_status() == 0)  # psycopg2's TRANSACTION_STATUS_IDLE
 
 
 @cache

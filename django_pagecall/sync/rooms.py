@@ -253,15 +253,20 @@ def _store_created(
 def _store_created_on_postgresql(
     room: Room, remote: RemoteRoom, using: str, lease_until: Any, member_pks: list[int]
 ) -> bool:
-    """:func:`_store_created` on PostgreSQL: the same writes and follow-ups in one round trip
-    (a procedure that commits between them), or two statements inside a caller's transaction.
+    """:func:`_store_created` on PostgreSQL: the same writes and follow-ups, in one round trip
+    when nothing needs the row as stored, else in two statements.
 
     The follow-ups are looked for once the row is committed, as on the ORM path: a member
     or a webhook that arrives in the meantime finds the Pagecall id, or is found here.
+    The one round trip (a procedure that commits between the two) is taken outside a
+    transaction and when ``room_created`` has no receivers: receivers get the row as the
+    storing statement returned it, sent as soon as it is committed, before anything else
+    can fail.
     """
     stored: Room | None = None
+    found: queries.FollowUps | None = None  # found by the procedure
     try:
-        if queries.can_commit_inside(using):
+        if queries.can_commit_inside(using) and not signals.room_created.has_listeners(Room):
             done = queries.store_and_follow_up(
                 room.pk, remote, lease_until, member_pks, timezone.now(), using
             )
@@ -270,7 +275,6 @@ def _store_created_on_postgresql(
             stored = queries.store(room.pk, remote, lease_until, member_pks, timezone.now(), using)
             is_stored = stored is not None
             needs_update = bool(stored and stored.needs_update)
-            found = queries.follow_ups(room.pk, using) if stored else queries.FollowUps(False, [])
     except IntegrityError:
         logger.error("Room %s: Pagecall id %s already belongs to another room", room.pk, remote.id)
         raise
@@ -281,17 +285,15 @@ def _store_created_on_postgresql(
             remote.id,
         )
         return False
+    if stored is not None:
 
-    def announce() -> None:
-        if not signals.room_created.has_listeners(Room):
-            return
-        # The row as stored; after the procedure, read back (committed) only for receivers.
-        as_stored = stored or Room.objects.using(using).filter(pk=room.pk).first()
-        if as_stored is not None:  # None: deleted since
-            signals.room_created.send(sender=Room, room=as_stored)
+        def announce() -> None:
+            signals.room_created.send(sender=Room, room=stored)  # the row as stored
 
-    transaction.on_commit(announce, using=using, robust=True)
+        transaction.on_commit(announce, using=using, robust=True)
     logger.info("Room %s %r is on Pagecall as %s", room.pk, room.name, remote.id)
+    if found is None:
+        found = queries.follow_ups(room.pk, using)
     if found.deliveries_waiting:
         _apply_waiting_webhooks(room, using)
     for member_pk, task_name in found.members:
