@@ -10,10 +10,11 @@ in the same order and with the same transactions, in one round trip: on the
 machines of BENCHMARKS.md a round trip costs more CPU than either function.
 
 A procedure can commit only when it is called outside a transaction block,
-so sync/queries.py calls it when the caller is not in ``atomic()``, and sends
-the two statements otherwise. It returns scalars (whether the claim still
-held, whether a rename or termination is still to be sent, whether webhooks
-wait, and the members' ids and states), not the row as stored.
+and it returns scalars (whether the claim still held, whether a rename or
+termination is still to be sent, whether webhooks wait, and the members' ids
+and states), not the row as stored. So sync/rooms.py calls it outside a
+transaction when ``room_created`` has no receivers, and sends the two
+statements otherwise.
 
 The functions of 0007 stay: the procedure calls them, and the nested path
 and workers of the release before this one call them directly.

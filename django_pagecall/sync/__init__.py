@@ -19,8 +19,8 @@ here; ``manage.py pagecall_sync`` calls them inline.
 
 The package's modules: :mod:`.base` (what they share), :mod:`.rooms`, :mod:`.members`,
 :mod:`.users` and :mod:`.sweep`, and :mod:`.queries` (a room's creation in two
-round trips, calls of PL/pgSQL functions and a procedure, on PostgreSQL). Everything callers use is importable
-from here.
+round trips, calls of PL/pgSQL functions and a procedure, on PostgreSQL). Everything callers
+use is importable from here.
 """
 
 from .base import (
