@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,3 +37,15 @@ def setup_django(**env: str) -> None:
     import tests.celery_app  # noqa: F401  (the site's Celery app, as a host's settings package loads it)
 
     call_command("migrate", verbosity=0)
+
+
+def each_table(command: str, also: Sequence[str] = ()) -> None:
+    """Run ``command`` (``ANALYZE``, ``VACUUM ANALYZE``) on each of the app's tables, and on the
+    tables ``also`` names (a benchmark's own)."""
+    from django.apps import apps
+    from django.db import connection
+
+    tables = [model._meta.db_table for model in apps.get_app_config("django_pagecall").get_models()]
+    with connection.cursor() as cursor:
+        for table in [*tables, *also]:
+            cursor.execute(f"{command} {connection.ops.quote_name(table)}")

@@ -31,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._setup import DATABASE_URL, ROOT, setup_django
+from benchmarks._setup import DATABASE_URL, ROOT, each_table, setup_django
 from benchmarks.celery_floor import NAME as FLOOR_TASK
 from benchmarks.celery_floor import body
 
@@ -276,16 +276,6 @@ def empty_broker() -> None:
 
         with Connection(BROKER) as connection:
             Queue(QUEUE).bind(connection.default_channel).delete()
-
-
-def each_table(command: str) -> None:
-    """Run ``command`` (``ANALYZE``, ``VACUUM ANALYZE``) on each of the app's tables."""
-    from django.apps import apps
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for model in apps.get_app_config("django_pagecall").get_models():
-            cursor.execute(f"{command} {connection.ops.quote_name(model._meta.db_table)}")
 
 
 def analyze() -> None:

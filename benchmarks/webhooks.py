@@ -85,22 +85,23 @@ def ceiling_view(request: Any) -> Any:
 def writes_floor_view(request: Any) -> Any:
     """The writes floor: what every webhook costs the database, alone. The body decoded and
     checked for the plain shape only, the room's pk taken from its header unchecked, then the
-    app's own statement (``django_pagecall_receive_webhook``: delivery, session, counters) and a
-    small JSON answer; no DRF, no authentication, nothing for errors or signals."""
+    app's own statement (``django_pagecall_receive_webhook``: the delivery with its headers
+    masked as the app masks them, the session, the counters) and a small JSON answer; no DRF,
+    no authentication, nothing for errors or signals."""
     from django.http import JsonResponse
     from django.utils import timezone
 
-    from django_pagecall.webhook_auth import ROOM_HEADER, SECRET_HEADER
+    from django_pagecall.webhook_auth import ROOM_HEADER
     from django_pagecall.webhooks import queries
+    from django_pagecall.webhooks.processing import masked_headers
     from django_pagecall.webhooks.serializers import plainly_valid
 
     raw = request.body
     event = plainly_valid(json.loads(raw))
     if event is None:
         return JsonResponse({"error": "invalid"}, status=400)
-    headers = {k: v for k, v in request.headers.items() if k != SECRET_HEADER}
     received = queries.receive_postgresql(
-        int(request.headers[ROOM_HEADER]), event, headers, raw.decode(),
+        int(request.headers[ROOM_HEADER]), event, masked_headers(request.headers), raw.decode(),
         request.META.get("REMOTE_ADDR"), timezone.now(), "default", rows=False,
     )  # fmt: skip
     return JsonResponse({"status": received.outcome})
@@ -294,15 +295,11 @@ def vacuum() -> None:
     thousands of dead row versions behind (every webhook rewrites its room's counters and its
     session); PostgreSQL's autovacuum would clear them, but it may be off (it is on the machine
     of BENCHMARKS.md), and left there they made each round slower than the one before."""
-    from django.apps import apps
     from django.db import connection
 
-    tables = [CEILING_TABLE] + [
-        model._meta.db_table for model in apps.get_app_config("django_pagecall").get_models()
-    ]
-    with connection.cursor() as cursor:
-        for table in tables:
-            cursor.execute(f"VACUUM ANALYZE {connection.ops.quote_name(table)}")
+    from benchmarks._setup import each_table
+
+    each_table("VACUUM ANALYZE", also=[CEILING_TABLE])
     connection.close()
 
 
