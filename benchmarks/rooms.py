@@ -131,7 +131,8 @@ class Ceiling:
 
 
 class Worker:
-    """A real Celery worker (prefork unless ``BENCH_POOL`` says otherwise) on the Redis broker,
+    """A real Celery worker (prefork unless ``BENCH_POOL`` says otherwise) on the benchmark's
+    broker (Redis unless ``BENCH_BROKER_URL`` says otherwise),
     started once and warmed up: every pool process has its database connection, its HTTP
     connection and PostgreSQL's plans of the creation functions before the first timed run."""
 
