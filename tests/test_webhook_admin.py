@@ -252,3 +252,144 @@ def test_the_admin_is_not_csrf_exempt(busy_room: PagecallRoom, admin_user: Any) 
         DELIVERIES, {"action": "replay_selected", "_selected_action": [delivery.pk]}
     )
     assert response.status_code == 403
+
+
+def test_the_action_filter_offers_pagecall_actions_and_the_rest(
+    busy_room: PagecallRoom, admin_client: Client
+) -> None:
+    assert post(admin_client, {"action": "roomEnded"}, busy_room.headers).status_code == 400
+    other = WebhookDelivery.objects.get(result=DeliveryResult.INVALID)  # stored without action
+    page = admin_client.get(DELIVERIES).content.decode()
+    assert "?action=sessionJoined" in page and "?action=%28other%29" in page
+
+    def shown(action: str) -> set[int]:
+        page = admin_client.get(DELIVERIES, {"action": action})
+        assert page.status_code == 200
+        return {int(pk) for pk in re.findall(rf"{DELIVERIES}(\d+)/change/", page.content.decode())}
+
+    joined = set(
+        WebhookDelivery.objects.filter(action="sessionJoined").values_list("pk", flat=True)
+    )
+    assert len(joined) == 3
+    assert shown("sessionJoined") == joined
+    assert shown("(other)") == {other.pk}
+
+
+def test_the_room_and_user_filters_offer_the_latest_sessions_and_keep_the_choice(
+    busy_room: PagecallRoom,
+    admin_client: Client,
+    pagecall_emulator: Emulator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import django_pagecall.admin.sessions as sessions_admin
+
+    later = make_room(pagecall_emulator, name="Later")
+    assert post(admin_client, later.join("carol"), later.headers).status_code == 200
+    monkeypatch.setattr(sessions_admin, "RECENT_SESSIONS", 1)  # carol's session alone
+
+    page = admin_client.get(SESSIONS).content.decode()
+    assert f"?room__id__exact={later.room.pk}" in page and "?user_id=carol" in page
+    assert f"?room__id__exact={busy_room.room.pk}" not in page and "?user_id=bob" not in page
+
+    # An older choice still filters, and is shown as chosen.
+    chosen = admin_client.get(SESSIONS, {"room__id__exact": busy_room.room.pk, "user_id": "bob"})
+    text = chosen.content.decode()
+    assert f"?room__id__exact={busy_room.room.pk}&amp;user_id=bob" in text
+    bob = Session.objects.get(user_id="bob")
+    assert listed(text) == {bob.session_id}
+
+
+def _plan_of_the_list_query(admin_client: Client, url: str, table: str) -> list[str]:
+    """The node types of the changelist's page query, planned as if sorting were unaffordable:
+    a Sort is left only where no index gives the rows in the list's order."""
+    from django.db import connection
+
+    captured: list[tuple[str, Any]] = []
+
+    def capture(execute: Any, sql: str, params: Any, *rest: Any) -> Any:
+        captured.append((sql, params))
+        return execute(sql, params, *rest)
+
+    with connection.execute_wrapper(capture):
+        assert admin_client.get(url).status_code == 200
+    pages = [
+        (s, p) for s, p in captured if s.startswith("SELECT") and f'FROM "{table}"' in s
+        and "ORDER BY" in s and "LIMIT" in s and "DISTINCT" not in s
+    ]  # fmt: skip
+    assert pages, [s for s, _ in captured]
+    sql, params = pages[0]
+    nodes: list[str] = []
+
+    def walk(plan: dict[str, Any]) -> None:
+        nodes.append(plan["Node Type"])
+        for child in plan.get("Plans", []):
+            walk(child)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_sort = off")
+        try:
+            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+            walk(cursor.fetchone()[0][0]["Plan"])
+        finally:
+            cursor.execute("RESET enable_sort")
+    return nodes
+
+
+@pytest.mark.parametrize(
+    ("model", "url", "table"),
+    [
+        (WebhookDelivery, DELIVERIES, "django_pagecall_webhookdelivery"),
+        (Session, SESSIONS, "django_pagecall_session"),
+    ],
+)
+def test_the_lists_read_their_newest_rows_from_an_index(
+    busy_room: PagecallRoom,
+    admin_client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    model: Any,
+    url: str,
+    table: str,
+) -> None:
+    """Without the indexes of migration 0009, every page of these lists sorted the whole table."""
+    from tests.test_webhook_support import requires_postgres
+
+    requires_postgres("query plans")
+    assert model.objects.count() > 2
+    monkeypatch.setattr(site._registry[model], "list_per_page", 2)  # a page, not all of them
+    nodes = _plan_of_the_list_query(admin_client, url, table)
+    assert "Sort" not in nodes and "Incremental Sort" not in nodes, nodes
+    assert "Limit" in nodes
+
+
+def test_migration_0009_makes_the_state_index_partial_and_reversing_it_restores_it() -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from tests.test_webhook_support import requires_postgres
+
+    requires_postgres("pg_indexes")
+
+    def indexes() -> dict[str, str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN"
+                " ('pagecall_delivery_state_idx', 'pagecall_delivery_received_idx',"
+                " 'pagecall_session_joined_idx')"
+            )
+            return dict(cursor.fetchall())
+
+    now = indexes()
+    assert set(now) == {
+        "pagecall_delivery_state_idx",
+        "pagecall_delivery_received_idx",
+        "pagecall_session_joined_idx",
+    }
+    assert "WHERE" in now["pagecall_delivery_state_idx"]
+    try:
+        call_command("migrate", "django_pagecall", "0008", verbosity=0)
+        before = indexes()
+        assert set(before) == {"pagecall_delivery_state_idx"}
+        assert "WHERE" not in before["pagecall_delivery_state_idx"]
+    finally:
+        call_command("migrate", "django_pagecall", verbosity=0)
+    assert indexes() == now

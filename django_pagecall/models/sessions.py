@@ -55,7 +55,13 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["-joined_at", "-pk"]
-        indexes = [models.Index(fields=["room", "left_at"], name="pagecall_session_online_idx")]
+        indexes = [
+            models.Index(fields=["room", "left_at"], name="pagecall_session_online_idx"),
+            # The admin's list, newest first, its date hierarchy's first and last dates and
+            # its user filter (the users of the latest sessions): without it, each page sorted
+            # the whole table.
+            models.Index(fields=["joined_at", "id"], name="pagecall_session_joined_idx"),
+        ]
         constraints = [
             # The webhook's INSERT ... ON CONFLICT (session_id) relies on it.
             models.UniqueConstraint(fields=["session_id"], name="pagecall_session_unique_id"),
