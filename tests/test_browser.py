@@ -3,7 +3,8 @@
 * The admin: a staff member logs in, creates a room with two members on the add page, reloads
   the change page until a real Celery worker (a thread, Redis broker, PostgreSQL) has synced it,
   a participant joins through the emulator (whose webhook goes to the live server), the session
-  shows under the room and in the list, and the room is terminated through the confirmation page.
+  shows under the room and in the room list, the session and delivery lists
+  filter down to it, and the room is terminated through the confirmation page.
 * The example site, as ``manage.py pagecall_demo --serve`` runs it (its own emulator, worker
   process, SQLite and filesystem broker): Alice logs in, joins from "my rooms", enters the
   emulated meeting, and the admin shows her online.
@@ -167,6 +168,26 @@ def test_admin_create_a_room_see_it_synced_and_someone_join(
     assert sessions.get_by_text(session_id).is_visible()
     assert sessions.locator("td.field-user_id").first.inner_text().strip() == "alice"
     browser.shot("session-under-room")
+
+    # The session and delivery lists, filtered as staff would: this room, then alice.
+    page.goto(f"{live_server.url}/admin/django_pagecall/session/")
+    filters = page.locator("#changelist-filter")
+    filters.get_by_role("link", name="Browser standup").click()
+    page.wait_for_load_state()
+    filters.get_by_role("link", name="alice", exact=True).click()
+    page.wait_for_load_state()
+    assert f"room__id__exact={Room.objects.get(pagecall_id=pagecall_id).pk}" in page.url
+    assert "user_id=alice" in page.url
+    assert page.locator("#result_list tbody tr").count() == 1
+    assert page.locator("#result_list").get_by_text(session_id).is_visible()
+    browser.shot("session-list-filtered")
+    page.goto(f"{live_server.url}/admin/django_pagecall/webhookdelivery/")
+    page.locator("#changelist-filter").get_by_role("link", name="sessionJoined").click()
+    page.wait_for_load_state()
+    deliveries = page.locator("#result_list tbody tr")
+    assert deliveries.count() == 1
+    assert "sessionJoined" in deliveries.first.inner_text()
+    browser.shot("delivery-list-joined")
 
     page.goto(f"{live_server.url}/admin/django_pagecall/room/")
     row = page.locator("#result_list tbody tr", has_text="Browser standup")
