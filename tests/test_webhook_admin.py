@@ -295,6 +295,7 @@ def test_the_room_and_user_filters_offer_the_latest_sessions_and_keep_the_choice
     chosen = admin_client.get(SESSIONS, {"room__id__exact": busy_room.room.pk, "user_id": "bob"})
     text = chosen.content.decode()
     assert f"?room__id__exact={busy_room.room.pk}&amp;user_id=bob" in text
+    assert re.search(r'<li class="selected">\s*<a href="[^"]*">Busy</a>', text)  # by its name
     bob = Session.objects.get(user_id="bob")
     assert listed(text) == {bob.session_id}
 

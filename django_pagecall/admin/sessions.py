@@ -178,6 +178,9 @@ class RoomFilter(_LatestSessionsFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         room_ids = set(_latest_sessions(request, model_admin).values_list("room_id", flat=True))
+        chosen = self.value()
+        if chosen and chosen.isascii() and chosen.isdigit():
+            room_ids.add(int(chosen))  # listed by its name, wherever its sessions are
         rooms = Room.objects.using(model_admin.get_queryset(request).db).filter(pk__in=room_ids)
         return self.choices_from([(str(r.pk), str(r)) for r in rooms.order_by("name", "pk")])
 
