@@ -394,3 +394,48 @@ def test_migration_0009_makes_the_state_index_partial_and_reversing_it_restores_
     finally:
         call_command("migrate", "django_pagecall", verbosity=0)
     assert indexes() == now
+
+
+def test_migration_0009_run_again_after_an_interruption_finishes_the_job() -> None:
+    """As if a first run had built one index and left another invalid (a failed CONCURRENTLY
+    build), then stopped: running it again keeps the first and builds the second again."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from tests.test_webhook_support import requires_postgres
+
+    requires_postgres("pg_index")
+
+    def validity() -> dict[str, tuple[bool, bool]]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.relname, i.indisvalid, i.indpred IS NOT NULL FROM pg_index i"
+                " JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname IN"
+                " ('pagecall_delivery_state_idx', 'pagecall_delivery_received_idx',"
+                " 'pagecall_session_joined_idx')"
+            )
+            return {name: (valid, partial) for name, valid, partial in cursor.fetchall()}
+
+    try:
+        call_command("migrate", "django_pagecall", "0008", verbosity=0)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE INDEX pagecall_session_joined_idx ON django_pagecall_session (joined_at, id)"
+            )
+            cursor.execute(
+                "CREATE INDEX pagecall_delivery_received_idx"
+                " ON django_pagecall_webhookdelivery (received_at, id)"
+            )
+            # What a failed CREATE INDEX CONCURRENTLY leaves (needs a superuser, as CI runs).
+            cursor.execute(
+                "UPDATE pg_index SET indisvalid = false"
+                " WHERE indexrelid = 'pagecall_delivery_received_idx'::regclass"
+            )
+        assert validity()["pagecall_delivery_received_idx"] == (False, False)
+    finally:
+        call_command("migrate", "django_pagecall", verbosity=0)
+    assert validity() == {
+        "pagecall_delivery_state_idx": (True, True),
+        "pagecall_delivery_received_idx": (True, False),
+        "pagecall_session_joined_idx": (True, False),
+    }

@@ -14,8 +14,8 @@ On PostgreSQL the indexes are built and dropped ``CONCURRENTLY``, outside a
 transaction: deliveries and sessions are the tables that grow without bound,
 and a plain ``CREATE INDEX`` would hold back every webhook insert until it was
 built (Pagecall does not retry a webhook that times out). Each step is skipped
-when the database is already past it, so a migration interrupted half-way can
-be run again.
+when the database is already past it, and an index left invalid by a failed
+build is built again, so a migration interrupted half-way can be run again.
 """
 
 from django.db import migrations, models
@@ -32,14 +32,22 @@ JOINED = models.Index(fields=["joined_at", "id"], name="pagecall_session_joined_
 
 
 def _state(schema_editor, model, name):  # type: ignore[no-untyped-def]
-    """None when there is no index ``name``; on PostgreSQL, whether it is partial; elsewhere
-    "unknown", which matches nothing, so that the index is built again (SQLite's are small)."""
+    """None when there is no index ``name``; on PostgreSQL, whether it is partial, or "invalid"
+    for what a failed ``CREATE INDEX CONCURRENTLY`` leaves; elsewhere "unknown". The two
+    strings match nothing, so that the index is dropped and built again (SQLite's are small)."""
     connection = schema_editor.connection
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [name])
+            cursor.execute(
+                "SELECT i.indisvalid, i.indpred IS NOT NULL FROM pg_index i"
+                " JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+                [name],
+            )
             row = cursor.fetchone()
-            return None if row is None else " WHERE " in row[0]
+            if row is None:
+                return None
+            valid, partial = row
+            return partial if valid else "invalid"
         existing = connection.introspection.get_constraints(cursor, model._meta.db_table)
     return "unknown" if name in existing else None
 
