@@ -300,9 +300,12 @@ def test_the_room_and_user_filters_offer_the_latest_sessions_and_keep_the_choice
     assert listed(text) == {bob.session_id}
 
 
-def _plan_of_the_list_query(admin_client: Client, url: str, table: str) -> list[str]:
-    """The node types of the changelist's page query, planned as if sorting were unaffordable:
-    a Sort is left only where no index gives the rows in the list's order."""
+def _plans_of_the_limited_queries(
+    admin_client: Client, url: str, table: str
+) -> dict[str, list[str]]:
+    """Each statement of a changelist page that reads ``table`` in order with a limit (the page
+    itself, and the filters' latest sessions), with the node types of its plan, planned as if
+    sorting were unaffordable: a Sort is left only where no index gives the rows in order."""
     from django.db import connection
 
     captured: list[tuple[str, Any]] = []
@@ -313,27 +316,26 @@ def _plan_of_the_list_query(admin_client: Client, url: str, table: str) -> list[
 
     with connection.execute_wrapper(capture):
         assert admin_client.get(url).status_code == 200
-    pages = [
+    limited = [
         (s, p) for s, p in captured if s.startswith("SELECT") and f'FROM "{table}"' in s
         and "ORDER BY" in s and "LIMIT" in s and "DISTINCT" not in s
     ]  # fmt: skip
-    assert pages, [s for s, _ in captured]
-    sql, params = pages[0]
-    nodes: list[str] = []
+    plans: dict[str, list[str]] = {}
 
-    def walk(plan: dict[str, Any]) -> None:
+    def walk(plan: dict[str, Any], nodes: list[str]) -> None:
         nodes.append(plan["Node Type"])
         for child in plan.get("Plans", []):
-            walk(child)
+            walk(child, nodes)
 
     with connection.cursor() as cursor:
         cursor.execute("SET enable_sort = off")
         try:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-            walk(cursor.fetchone()[0][0]["Plan"])
+            for sql, params in limited:
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
+                walk(cursor.fetchone()[0][0]["Plan"], plans.setdefault(sql, []))
         finally:
             cursor.execute("RESET enable_sort")
-    return nodes
+    return plans
 
 
 @pytest.mark.parametrize(
@@ -357,9 +359,13 @@ def test_the_lists_read_their_newest_rows_from_an_index(
     requires_postgres("query plans")
     assert model.objects.count() > 2
     monkeypatch.setattr(site._registry[model], "list_per_page", 2)  # a page, not all of them
-    nodes = _plan_of_the_list_query(admin_client, url, table)
-    assert "Sort" not in nodes and "Incremental Sort" not in nodes, nodes
-    assert "Limit" in nodes
+    plans = _plans_of_the_limited_queries(admin_client, url, table)
+    page = [sql for sql in plans if sql.startswith(f'SELECT "{table}"."id", ')]
+    assert len(page) == 1, list(plans)  # the page itself is among them
+    assert len(plans) == (3 if model is Session else 1)  # and the room and user filters'
+    for sql, nodes in plans.items():
+        assert "Sort" not in nodes and "Incremental Sort" not in nodes, (sql, nodes)
+        assert "Limit" in nodes
 
 
 def test_migration_0009_makes_the_state_index_partial_and_reversing_it_restores_it() -> None:
