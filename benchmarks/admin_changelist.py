@@ -62,55 +62,63 @@ def _moment(i: int, size: int) -> Any:
     return timezone.now() - SPREAD + SPREAD * ((i + 1) / max(size, 1))
 
 
-def grow_deliveries(made: int, size: int) -> None:
-    from django_pagecall.models import DeliveryResult, DeliveryState, WebhookDelivery
-
+def _grow_records(model: Any, made: int, size: int, row: Callable[[int, Any, Any], Any]) -> None:
+    """Rows ``made`` to ``size`` of ``model``, each ``row(i, moment, room)``, in batches."""
     rooms = _rooms_for_records()
     for start in range(made, size, BATCH):
-        rows = []
-        for i in range(start, min(start + BATCH, size)):
-            at = _moment(i, size)
-            action = "sessionJoined" if i % 2 == 0 else "sessionLeft"
-            failed = i % 500 == 0
-            rows.append(
-                WebhookDelivery(
-                    room=rooms[i % len(rooms)],
-                    action=action,
-                    session_id=f"s{i // 2:022x}",
-                    event_at=at,
-                    headers={"Content-Type": "application/json", "X-Pagecall-Secret": "********"},
-                    body=f'{{"action":"{action}","payload":{{"sessionId":"s{i // 2:022x}"}}}}',
-                    remote_addr="127.0.0.1",
-                    received_at=at,
-                    state=DeliveryState.FAILED if failed else DeliveryState.PROCESSED,
-                    result="" if failed else DeliveryResult.APPLIED,
-                    error="boom" if failed else "",
-                    processed_at=at,
-                )
-            )
-        WebhookDelivery.objects.bulk_create(rows)
+        model.objects.bulk_create(
+            [
+                row(i, _moment(i, size), rooms[i % len(rooms)])
+                for i in range(start, min(start + BATCH, size))
+            ]
+        )
+
+
+def _delivery(i: int, at: Any, room: Any) -> Any:
+    from django_pagecall.models import DeliveryResult, DeliveryState, WebhookDelivery
+
+    action = "sessionJoined" if i % 2 == 0 else "sessionLeft"
+    failed = i % 500 == 0
+    return WebhookDelivery(
+        room=room,
+        action=action,
+        session_id=f"s{i // 2:022x}",
+        event_at=at,
+        headers={"Content-Type": "application/json", "X-Pagecall-Secret": "********"},
+        body=f'{{"action":"{action}","payload":{{"sessionId":"s{i // 2:022x}"}}}}',
+        remote_addr="127.0.0.1",
+        received_at=at,
+        state=DeliveryState.FAILED if failed else DeliveryState.PROCESSED,
+        result="" if failed else DeliveryResult.APPLIED,
+        error="boom" if failed else "",
+        processed_at=at,
+    )
+
+
+def _session(i: int, at: Any, room: Any) -> Any:
+    from django_pagecall.models import Session
+
+    online = i % 200 == 0
+    return Session(
+        room=room,
+        session_id=f"s{i:022x}",
+        member_id=f"m{i:022x}",
+        user_id=f"user-{i % 5000}",
+        joined_at=at,
+        left_at=None if online else at + timedelta(minutes=30),
+    )
+
+
+def grow_deliveries(made: int, size: int) -> None:
+    from django_pagecall.models import WebhookDelivery
+
+    _grow_records(WebhookDelivery, made, size, _delivery)
 
 
 def grow_sessions(made: int, size: int) -> None:
     from django_pagecall.models import Session
 
-    rooms = _rooms_for_records()
-    for start in range(made, size, BATCH):
-        rows = []
-        for i in range(start, min(start + BATCH, size)):
-            at = _moment(i, size)
-            online = i % 200 == 0
-            rows.append(
-                Session(
-                    room=rooms[i % len(rooms)],
-                    session_id=f"s{i:022x}",
-                    member_id=f"m{i:022x}",
-                    user_id=f"user-{i % 5000}",
-                    joined_at=at,
-                    left_at=None if online else at + timedelta(minutes=30),
-                )
-            )
-        Session.objects.bulk_create(rows)
+    _grow_records(Session, made, size, _session)
 
 
 LISTS: dict[str, tuple[str, Callable[[int, int], None]]] = {
