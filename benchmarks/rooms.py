@@ -14,7 +14,9 @@
     python benchmarks/rooms.py [--rooms 1000] [--concurrency 4] [--repeat 5] [--saves 200]
 
 Needs PostgreSQL and Redis on their default local ports (database ``pagecall_bench`` is
-created if missing; Redis database 14 is flushed).
+created if missing; Redis database 14 is flushed). ``PG_PREPARE_THRESHOLD=5`` runs the worker
+with ``DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5``, the README's setting for a
+database reached without a transaction-mode pooler (the default is Django's: never prepare).
 """
 
 from __future__ import annotations
@@ -359,7 +361,8 @@ def main() -> None:
     Room.objects.all().delete()
     print(f"room creation throughput ratio: median {statistics.median(ratios):.2f} of "
           f"{len(ratios)} runs (target >= 0.5; {args.rooms} rooms each, concurrency "
-          f"{args.concurrency}; each run: {', '.join(f'{r:.2f}' for r in ratios)})")  # fmt: skip
+          f"{args.concurrency}; each run: {', '.join(f'{r:.2f}' for r in ratios)}; "
+          f"prepare_threshold: {os.environ.get('PG_PREPARE_THRESHOLD') or 'None, as Django'})")  # fmt: skip
     print(f"Celery floor (a task that only posts, no database) ratio: median "
           f"{statistics.median(floor_ratios):.2f} (each run: "
           f"{', '.join(f'{r:.2f}' for r in floor_ratios)}); the app's share of the floor: "

@@ -42,8 +42,10 @@ def server_binding_cursor(using: str) -> Any:
 
     Django's default, client-side binding, quotes every parameter into the text in Python,
     which on the hot paths cost more than the rest of the call, and PostgreSQL then parses
-    the values back out of the text. The statement is not prepared (unless the site's
-    ``prepare_threshold`` says so), so a transaction-mode pooler is fine. With psycopg2,
+    the values back out of the text. The statement is not prepared unless the site's
+    ``OPTIONS["prepare_threshold"]`` says so (README): Django's default, None, keeps a
+    transaction-mode pooler working; with a threshold, psycopg prepares each of these
+    statements once it has run that many times on the connection. With psycopg2,
     which binds on the client whatever the cursor, this is the usual cursor.
     """
     from django.db.backends.postgresql.psycopg_any import is_psycopg3

@@ -225,6 +225,46 @@ def test_the_usual_creation_takes_two_statements_on_postgresql(
     assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.SYNCED}
 
 
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY prepare_time")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.parametrize("threshold", [None, 2])
+def test_the_creation_statements_are_prepared_only_where_the_site_says_so(
+    pagecall_emulator: Emulator, creation_path: str, threshold: int | None
+) -> None:
+    """Django's default (``prepare_threshold`` None) prepares nothing, so a transaction-mode
+    pooler is fine; with ``OPTIONS["prepare_threshold"]`` (README), the claim and the store are
+    prepared on the connection once they have run that many times (psycopg prepares the run
+    after)."""
+    if creation_path != "statements":
+        pytest.skip("only the PostgreSQL statements are bound on the server")
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    saved = dict(options)
+    if threshold is not None:
+        options["prepare_threshold"] = threshold
+    connection.close()  # the next statement connects with the options
+    try:
+        rooms = [pending_room(f"Prepared {i}") for i in range((threshold or 2) + 1)]
+        for room in rooms:
+            sync.create_room(room.pk)
+        prepared = _prepared_statements()
+        assert [r.sync_state for r in Room.objects.filter(pk__in=[r.pk for r in rooms])] == [
+            SyncState.SYNCED
+        ] * len(rooms)
+    finally:
+        options.clear()
+        options.update(saved)
+        connection.close()
+    calls = _creation_calls(prepared)
+    if threshold is None:
+        assert prepared == []
+    else:
+        assert calls == ["claim_room", "store_room_and_follow_up"], prepared
+
+
 def _creation_calls(statements: list[str]) -> list[str]:
     """The app's functions and procedure called, in order (``claim_room``, ...)."""
     return [
