@@ -12,19 +12,32 @@ from django.db import connections, transaction
 
 
 @cache
-def field_names(model: Any) -> tuple[str, ...]:
-    """The model's concrete fields' attnames, in the order ``Model.from_db`` expects."""
-    return tuple(f.attname for f in model._meta.concrete_fields)
+def field_names(model: Any, only: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The model's concrete fields' attnames, in the order ``Model.from_db`` expects; with
+    ``only`` (attnames), just those, in the model's order (``from_db`` defers the rest)."""
+    return tuple(f.attname for f in _fields(model, only))
 
 
-def select_list(model: Any, using: str, source: str = "") -> str:
-    """The model's concrete columns, quoted, in the order ``Model.from_db`` expects, each read
-    from ``source`` when given: a table alias (``o``), or a row-typed value (``(o.room)``, a
-    function's result: spreading it by name, not ``.*``, keeps the model's order whatever the
-    table's)."""
+def _fields(model: Any, only: tuple[str, ...] | None) -> list[Any]:
+    fields = list(model._meta.concrete_fields)
+    if only is None:
+        return fields
+    unknown = set(only) - {f.attname for f in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no column {', '.join(sorted(unknown))}")
+    return [f for f in fields if f.attname in only]
+
+
+def select_list(
+    model: Any, using: str, source: str = "", only: tuple[str, ...] | None = None
+) -> str:
+    """The model's concrete columns (or those ``only`` names), quoted, in the order of
+    :func:`field_names`, each read from ``source`` when given: a table alias (``o``), or a
+    row-typed value (``(o.room)``, a function's result: spreading it by name, not ``.*``, keeps
+    the model's order whatever the table's)."""
     q = connections[using].ops.quote_name
     prefix = f"{source}." if source else ""
-    return ", ".join(f"{prefix}{q(f.column or f.attname)}" for f in model._meta.concrete_fields)
+    return ", ".join(f"{prefix}{q(f.column or f.attname)}" for f in _fields(model, only))
 
 
 def savepoint_if_nested(using: str) -> AbstractContextManager[Any]:

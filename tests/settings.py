@@ -47,7 +47,7 @@ DATABASES = {
         "CONN_MAX_AGE": int(os.environ.get("CONN_MAX_AGE", "0")),
     }
 }
-if os.environ.get("PG_PREPARE_THRESHOLD") and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+if os.environ.get("PG_PREPARE_THRESHOLD") and DATABASE_URL.startswith("postgres"):
     # psycopg prepares a server-side-bound statement after this many runs (Django: None, never).
     DATABASES["default"]["OPTIONS"] = {"prepare_threshold": int(os.environ["PG_PREPARE_THRESHOLD"])}
 

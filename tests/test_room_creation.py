@@ -225,6 +225,39 @@ def test_the_usual_creation_takes_two_statements_on_postgresql(
     assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.SYNCED}
 
 
+@pytest.mark.parametrize("room_type", ["public", "private"])
+def test_sending_a_claimed_room_reads_no_field_the_claim_left_out(
+    pagecall_emulator: Emulator, creation_path: str, room_type: str
+) -> None:
+    """The claim loads only the columns sending reads (``queries.CLAIMED_ROOM``); a field it
+    left out would be loaded by a query of its own, which this would see. A private room's
+    members are registered first, which reads them too."""
+    if creation_path != "statements":
+        pytest.skip("the ORM path reads whole rows")
+    room = pending_room()
+    Room.objects.filter(pk=room.pk).update(type=room_type, max_meeting_seconds=900)
+    with CaptureQueriesContext(connection) as queries:
+        sync.create_room(room.pk)
+    reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT")
+        and (
+            'FROM "django_pagecall_room"' in q["sql"] or 'FROM "django_pagecall_member"' in q["sql"]
+        )
+    ]
+    assert reads == []
+    (body,) = [r["body"] for r in posts(pagecall_emulator)]
+    assert (body["type"], body["max_meeting_seconds"]) == (room_type, 900)
+    assert sorted(m["user_id"] for m in body["members"]) == ["ann", "bob"]
+    assert Room.objects.get(pk=room.pk).sync_state == SyncState.SYNCED
+    if room_type == "private":
+        assert sorted(r["body"]["user_id"] for r in posts(pagecall_emulator, "/users")) == [
+            "ann",
+            "bob",
+        ]
+
+
 def _prepared_statements() -> list[str]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY prepare_time")

@@ -212,6 +212,7 @@ def test_read_timeout_is_ambiguous_and_adopts(pagecall_emulator: Emulator, setti
 
 
 @pytest.mark.usefixtures("creation_path")
+@pytest.mark.usefixtures("creation_path")
 def test_a_refusal_fails_the_room_once(pagecall_emulator: Emulator, fired: Recorder) -> None:
     pagecall_emulator.inject(
         "POST", "/rooms", status=400, body={"message": "name is too long"}, times=None
@@ -224,6 +225,13 @@ def test_a_refusal_fails_the_room_once(pagecall_emulator: Emulator, fired: Recor
     (failed,) = fired.named("room_creation_failed")
     assert failed["room"].pk == room.pk
     assert "name is too long" in failed["error"]
+    # The receiver gets the whole row as stored, with nothing left to load.
+    assert failed["room"].get_deferred_fields() == set()
+    assert (failed["room"].sync_state, failed["room"].sync_error) == (
+        SyncState.FAILED,
+        room.sync_error,
+    )
+    assert failed["room"].created_at == room.created_at
     # Running the task again, or the sweep, sends nothing more.
     sync.create_room(room.pk)
     call_command("pagecall_sync", stdout=None)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from .. import signals
 from ..client import get_client
 from ..conf import pagecall_settings
+from ..db import field_names
 from ..exceptions import (
     PagecallError,
     PagecallRefused,
@@ -425,7 +426,8 @@ def _give_up(room: Room, using: str, error: str) -> None:
 
 def _announce_failure(room: Room, using: str, error: str) -> None:
     def announce() -> None:
-        room.refresh_from_db(using=using)
+        # Every field: a room claimed on PostgreSQL comes with only those sending it reads.
+        room.refresh_from_db(using=using, fields=field_names(Room))
         signals.room_creation_failed.send(sender=Room, room=room, error=error)
 
     transaction.on_commit(announce, using=using, robust=True)
