@@ -60,7 +60,7 @@ class Claimed:
 
 #: The columns of a claimed room that sending it reads (``sync.rooms._send_create`` and what it
 #: calls), and those the claim wrote. The instances defer the rest, as ``.only()`` would: a
-#: reader of another field gets it from the database. Building all thirty, eight of them
+#: reader of another field gets it from the database. Building all 27, ten of them
 #: timestamps, cost about a tenth of the claim's time in the worker.
 CLAIMED_ROOM: tuple[str, ...] = (
     "id", "name", "type", "record", "max_meeting_seconds",
