@@ -424,3 +424,162 @@ def test_migrations_0007_and_0008_create_the_functions_and_reversing_them_drops_
     finally:
         call_command("migrate", "django_pagecall", verbosity=0)
     assert present() == {*FUNCTIONS, PROCEDURE}
+
+
+def _expire_lease(room: Room) -> None:
+    """What waiting out ``AMBIGUOUS_GRACE`` does: the claim's lease is in the past."""
+    Room.objects.filter(pk=room.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+
+
+def test_a_room_renamed_after_an_unknown_outcome_is_looked_up_by_the_name_it_was_sent_with(
+    pagecall_emulator: Emulator,
+) -> None:
+    room = pending_room("Old name", members=())
+    pagecall_emulator.inject("POST", "/rooms", drop="after")  # created, the answer lost
+    with pytest.raises(sync.RetryLater):
+        sync.create_room(room.pk)
+    room = Room.objects.get(pk=room.pk)
+    assert room.sent_name == "Old name"
+    room.name = "New name"  # renamed in the admin meanwhile
+    room.save()
+    _expire_lease(room)
+    sync.create_room(room.pk)  # looks "Old name" up, adopts it, then sends the rename
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert [p["body"]["name"] for p in posts(pagecall_emulator)] == ["Old name"]
+    assert [r["name"] for r in pagecall_emulator.rooms.values()] == ["New name"]
+    assert room.pagecall_id in pagecall_emulator.rooms
+
+
+def test_a_room_renamed_into_a_name_in_flight_gets_a_pagecall_room_of_its_own(
+    pagecall_emulator: Emulator,
+) -> None:
+    a = pending_room("Team", members=())
+    pagecall_emulator.inject("POST", "/rooms", drop="after")  # A created, the answer lost
+    with pytest.raises(sync.RetryLater):
+        sync.create_room(a.pk)
+    (a_remote,) = pagecall_emulator.rooms
+    b = pending_room("Other", members=())
+    pagecall_emulator.inject("POST", "/rooms", drop="before")  # B: nothing created
+    with pytest.raises(sync.RetryLater):
+        sync.create_room(b.pk)
+    b = Room.objects.get(pk=b.pk)
+    b.name = "Team"  # both rows are called "Team" now, both in flight
+    b.save()
+    _expire_lease(a)
+    _expire_lease(b)
+    sync.create_room(a.pk)
+    sync.create_room(b.pk)  # "Other" is not found: sent again, as "Team", once A is done
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert (a.sync_state, b.sync_state) == (SyncState.SYNCED, SyncState.SYNCED)
+    assert a.pagecall_id == a_remote
+    assert b.pagecall_id not in (None, a_remote)
+    assert len(pagecall_emulator.rooms) == 2
+
+
+def test_two_namesakes_claimed_at_the_same_moment_are_never_both_in_flight(
+    creation_path: str,
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("a race between two connections; SQLite has one writer")
+    pairs = 30
+    outcomes = []
+    for i in range(pairs):
+        name = f"Race {i}"
+        Room.objects.bulk_create([Room(name=name), Room(name=name)])
+        barrier = threading.Barrier(2)
+
+        def claim(pk: int, barrier: threading.Barrier = barrier) -> None:
+            try:
+                room = Room.objects.get(pk=pk)
+                barrier.wait()
+                if creation_path == "statements":
+                    room_sync._claim_in_one_statement(pk, "default")
+                else:
+                    room_sync._claim(room, "default")
+            finally:
+                connections.close_all()
+
+        threads = [
+            threading.Thread(target=claim, args=(pk,))
+            for pk in Room.objects.filter(name=name).values_list("pk", flat=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        outcomes.append(Room.objects.filter(name=name, sync_state=SyncState.CREATING).count())
+    assert outcomes == [1] * pairs  # one of each pair claimed, never both
+
+
+def test_a_room_deleted_while_pagecall_creates_it_is_deleted_there_when_the_site_says_so(
+    pagecall_emulator: Emulator, settings: Any
+) -> None:
+    settings.PAGECALL = {**settings.PAGECALL, "DELETE_REMOTE_ROOMS": True}
+    room = pending_room(members=())
+    worker, errors = creating_in_a_thread(room, pagecall_emulator)
+    Room.objects.filter(pk=room.pk).delete()  # no Pagecall id yet: nothing owed at this point
+    finished(worker, errors)
+    assert pagecall_emulator.rooms == {}  # the worker deleted what it created for the gone row
+    assert [r["method"] for r in pagecall_emulator.requests] == ["POST", "DELETE"]
+
+
+def test_a_room_deleted_while_pagecall_creates_it_stays_there_by_default(
+    pagecall_emulator: Emulator,
+) -> None:
+    room = pending_room(members=())
+    worker, errors = creating_in_a_thread(room, pagecall_emulator)
+    Room.objects.filter(pk=room.pk).delete()
+    finished(worker, errors)
+    assert len(pagecall_emulator.rooms) == 1  # DELETE_REMOTE_ROOMS is False
+    assert [r["method"] for r in pagecall_emulator.requests] == ["POST"]
+
+
+def test_migration_0010_records_the_name_sent_and_reversing_it_restores_the_claim(
+    creation_path: str,
+) -> None:
+    if creation_path != "statements":
+        pytest.skip("the claim function is PostgreSQL's")
+    from django.db.migrations.executor import MigrationExecutor
+
+    def claim_source() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [FUNCTIONS[0]])
+            (source,) = cursor.fetchone()
+        return str(source)
+
+    def columns() -> set[str]:
+        with connection.cursor() as cursor:
+            return {
+                c.name
+                for c in connection.introspection.get_table_description(cursor, Room._meta.db_table)
+            }
+
+    assert "sent_name" in claim_source()
+    try:
+        call_command("migrate", "django_pagecall", "0009", verbosity=0)
+        assert "sent_name" not in claim_source()
+        assert "sent_name" not in columns()
+        # Rooms in flight during the upgrade: the first of each name gets it as its name sent.
+        old = MigrationExecutor(connection).loader.project_state(
+            ("django_pagecall", "0009_admin_list_indexes")
+        )
+        OldRoom = old.apps.get_model("django_pagecall", "Room")
+        OldRoom.objects.bulk_create(
+            [
+                OldRoom(name="Busy", sync_state="creating"),
+                OldRoom(name="Busy", sync_state="creating"),
+                OldRoom(name="Quiet", sync_state="pending"),
+            ]
+        )
+        call_command("migrate", "django_pagecall", "0010", verbosity=0)
+        assert list(Room.objects.order_by("pk").values_list("name", "sent_name")) == [
+            ("Busy", "Busy"),
+            ("Busy", None),
+            ("Quiet", None),
+        ]
+        assert "sent_name" in claim_source()
+    finally:
+        call_command("migrate", "django_pagecall", verbosity=0)
+    assert "sent_name" in claim_source()

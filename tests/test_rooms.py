@@ -644,8 +644,10 @@ def test_rooms_of_the_same_name_are_sent_one_at_a_time(pagecall_emulator: Emulat
     Room.objects.bulk_create([Room(name="Consult"), Room(name="Consult"), Room(name="Other")])
     first, second = Room.objects.filter(name="Consult").order_by("pk")
     other = Room.objects.get(name="Other")
-    Room.objects.filter(pk=first.pk).update(
-        sync_state=SyncState.CREATING, lease_until=timezone.now() + timedelta(minutes=1)
+    Room.objects.filter(pk=first.pk).update(  # as a claim leaves it
+        sync_state=SyncState.CREATING,
+        lease_until=timezone.now() + timedelta(minutes=1),
+        sent_name="Consult",
     )
     with pytest.raises(sync.RetryLater, match="same name"):
         sync.create_room(second.pk)

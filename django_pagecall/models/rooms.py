@@ -47,6 +47,7 @@ SYNC_FIELDS = frozenset(
         "synced_at",
         "needs_update",
         "pagecall_id",
+        "sent_name",
         "is_blocked",
         "terminate_requested",
         *MIRRORED_FIELDS,
@@ -120,6 +121,12 @@ class Room(SyncFields):
     pagecall_id = models.CharField(
         _("Pagecall id"), max_length=64, null=True, blank=True, unique=True, editable=False
     )
+    # The name the latest POST /rooms carried, written by the claim. After an unknown outcome
+    # the room is looked up by it: the site may have renamed the room since. NULL: not recorded
+    # (claims made before migration 0010), then the lookup falls back to ``name``.
+    sent_name = models.CharField(  # noqa: DJ001 (NULL means "not recorded", apart from "")
+        _("name sent"), max_length=255, null=True, blank=True, editable=False
+    )
 
     # Mirrored from Pagecall's Room object.
     application_id = models.CharField(max_length=64, blank=True, default="", editable=False)
@@ -145,6 +152,16 @@ class Room(SyncFields):
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["sync_state", "lease_until"], name="pagecall_room_sync_idx")
+        ]
+        constraints = [
+            # One room of a given name in flight at a time, so that after an unknown outcome
+            # the lookup by name finds this room's Pagecall room and no namesake's. The claim
+            # checks it too; the index is what holds when two workers claim at once.
+            models.UniqueConstraint(
+                fields=["sent_name"],
+                condition=models.Q(sync_state="creating"),
+                name="pagecall_room_one_name_in_flight",
+            )
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from django.db import connections
+from django.db import IntegrityError, connections
 
 from ..db import field_names, savepoint_if_nested, select_list, server_binding_cursor
 from ..models import Member, Room, SyncState
@@ -64,7 +64,7 @@ class Claimed:
 #: timestamps, cost about a tenth of the claim's time in the worker.
 CLAIMED_ROOM: tuple[str, ...] = (
     "id", "name", "type", "record", "max_meeting_seconds",
-    "sync_state", "sync_attempts", "attempt_started_at", "lease_until",
+    "sync_state", "sync_attempts", "attempt_started_at", "lease_until", "sent_name",
 )  # fmt: skip
 #: The same for its members: what goes into ``POST /rooms`` and into registering a user.
 CLAIMED_MEMBER: tuple[str, ...] = (
@@ -83,12 +83,17 @@ def claim(room_pk: int, using: str, now: Any, lease: Any, max_attempts: int) -> 
     """Claim a pending room that has attempts left and no namesake in flight, in one statement.
 
     None when it was not claimed, for whatever reason: the caller then reads the row and
-    decides, as the ORM path does. The members are read in the claiming statement; any that
-    it did not see are pending after the room is stored, and :func:`follow_ups` finds them.
+    decides, as the ORM path does. That includes a namesake claimed by another worker at the
+    same moment, which the unique index on names in flight refuses (``IntegrityError``). The
+    members are read in the claiming statement; any that it did not see are pending after the
+    room is stored, and :func:`follow_ups` finds them.
     """
-    with server_binding_cursor(using) as cursor:
-        cursor.execute(_claim_sql(using), [room_pk, now, lease, max_attempts])
-        rows = cursor.fetchall()
+    try:
+        with savepoint_if_nested(using), server_binding_cursor(using) as cursor:
+            cursor.execute(_claim_sql(using), [room_pk, now, lease, max_attempts])
+            rows = cursor.fetchall()
+    except IntegrityError:
+        return None
     if not rows:
         return None
     room_names = field_names(Room, CLAIMED_ROOM)

@@ -14,7 +14,7 @@ from django.utils import timezone
 from .. import signals
 from ..client import get_client
 from ..conf import pagecall_settings
-from ..db import field_names
+from ..db import field_names, savepoint_if_nested
 from ..exceptions import (
     PagecallError,
     PagecallRefused,
@@ -34,6 +34,7 @@ from .base import (
     _until,
     lease_seconds,
     may_have_happened,
+    schedule_remote_room_deletion,
 )
 from .users import _ensure_registered
 
@@ -93,23 +94,29 @@ def _claim(room: Room, using: str) -> _Claim | None:
     now = timezone.now()
     lease = now + timedelta(seconds=lease_seconds())
     # One room of a given name in flight at a time: after an unknown outcome, the lookup by
-    # name can then tell this room's Pagecall room from a namesake's.
+    # the name sent can then tell this room's Pagecall room from a namesake's. The name sent
+    # is the one read here (a rename since is sent after the creation, as an update).
     namesake_in_flight = Exists(
         Room.objects.using(using)
-        .filter(name=OuterRef("name"), sync_state=SyncState.CREATING)
+        .filter(sent_name=room.name, sync_state=SyncState.CREATING)
         .exclude(pk=OuterRef("pk"))
     )
-    claimed = (
-        Room.objects.using(using)
-        .filter(pk=room.pk, sync_state=SyncState.PENDING)
-        .exclude(namesake_in_flight)
-        .update(
-            sync_state=SyncState.CREATING,
-            sync_attempts=F("sync_attempts") + 1,
-            attempt_started_at=now,
-            lease_until=lease,
-        )
-    )
+    try:
+        with savepoint_if_nested(using):
+            claimed = (
+                Room.objects.using(using)
+                .filter(pk=room.pk, sync_state=SyncState.PENDING)
+                .exclude(namesake_in_flight)
+                .update(
+                    sync_state=SyncState.CREATING,
+                    sync_attempts=F("sync_attempts") + 1,
+                    attempt_started_at=now,
+                    lease_until=lease,
+                    sent_name=room.name,
+                )
+            )
+    except IntegrityError:  # a namesake claimed at the same moment (the unique index)
+        return None
     if not claimed:
         return None
     # What the UPDATE wrote, without reading the row back.
@@ -117,6 +124,7 @@ def _claim(room: Room, using: str) -> _Claim | None:
     room.sync_attempts += 1
     room.attempt_started_at = now
     room.lease_until = lease
+    room.sent_name = room.name
     members = list(
         Member.objects.using(using).filter(room_id=room.pk, is_blocked=False).order_by("pk")
     )
@@ -226,11 +234,7 @@ def _store_created(
                 )
             )
             if not stored:
-                logger.warning(
-                    "Room %s: created on Pagecall as %s but the claim was lost; not stored",
-                    room.pk,
-                    remote.id,
-                )
+                _not_stored(room, remote, using)
                 return False
             if member_pks:
                 Member.objects.using(using).filter(
@@ -280,11 +284,7 @@ def _store_created_on_postgresql(
         logger.error("Room %s: Pagecall id %s already belongs to another room", room.pk, remote.id)
         raise
     if not is_stored:
-        logger.warning(
-            "Room %s: created on Pagecall as %s but the claim was lost; not stored",
-            room.pk,
-            remote.id,
-        )
+        _not_stored(room, remote, using)
         return False
     if stored is not None:
 
@@ -302,6 +302,20 @@ def _store_created_on_postgresql(
     if needs_update:
         _enqueue("update_room", room.pk, using)
     return True
+
+
+def _not_stored(room: Room, remote: RemoteRoom, using: str) -> None:
+    """Pagecall created the room, but the claim was lost meanwhile: the row was deleted, or
+    (its lease run out) another worker holds it now and will find this Pagecall room by name."""
+    if Room.objects.using(using).filter(pk=room.pk).exists():
+        logger.warning(
+            "Room %s: created on Pagecall as %s but the claim was lost; not stored",
+            room.pk,
+            remote.id,
+        )
+        return
+    logger.warning("Room %s was deleted while Pagecall created it as %s", room.pk, remote.id)
+    schedule_remote_room_deletion(remote.id, using=using)  # with DELETE_REMOTE_ROOMS only
 
 
 def _apply_waiting_webhooks(room: Room, using: str) -> None:
@@ -340,12 +354,13 @@ def _resolve_ambiguous(room: Room, using: str) -> bool:
     if not claimed:
         raise RetryLater(f"room {room.pk}: another worker is resolving it")
     since = (room.attempt_started_at or now) - timedelta(seconds=pagecall_settings.ADOPT_WINDOW)
+    sent_name = room.sent_name if room.sent_name is not None else room.name
     client = get_client()
     try:
         candidates = [
             r
-            for r in client.list_rooms(name=room.name)
-            if r.name == room.name and r.created_at is not None and r.created_at >= since
+            for r in client.list_rooms(name=sent_name)
+            if r.name == sent_name and r.created_at is not None and r.created_at >= since
         ]
         taken = set(
             Room.objects.using(using)
@@ -355,12 +370,14 @@ def _resolve_ambiguous(room: Room, using: str) -> bool:
         candidates = sorted(
             (c for c in candidates if c.id not in taken), key=lambda c: c.created_at or since
         )
-        if len(candidates) > 1 or (candidates and _namesakes_in_flight(room, using)):
-            # Another room of this name was sent meanwhile: adopting one of its Pagecall rooms
-            # would bind this row to webhooks that authenticate as the other. Ask a person.
+        if len(candidates) > 1:
+            # No other row sent this name while this one was in flight (the unique index on
+            # names in flight), so these come from elsewhere: another site or a person using
+            # the same workspace. Adopting the wrong one would bind this row to another room's
+            # meetings. Ask a person.
             ids = ", ".join(c.id for c in candidates)
             error = (
-                f"the outcome of creating it is unknown and several rooms named {room.name!r} "
+                f"the outcome of creating it is unknown and several rooms named {sent_name!r} "
                 f"were created on Pagecall since ({ids}); the app cannot tell which is this one. "
                 "Check them at Pagecall, then retry this room."
             )
@@ -391,10 +408,10 @@ def _resolve_ambiguous(room: Room, using: str) -> bool:
 
 
 def _namesakes_in_flight(room: Room, using: str) -> bool:
-    """Another room of the same name that was sent and has no Pagecall id yet."""
+    """Another room sent under this room's name that has no Pagecall id yet."""
     return (
         Room.objects.using(using)
-        .filter(name=room.name, sync_state=SyncState.CREATING)
+        .filter(sent_name=room.name, sync_state=SyncState.CREATING)
         .exclude(pk=room.pk)
         .exists()
     )
