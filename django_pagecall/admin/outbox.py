@@ -16,7 +16,15 @@ from ..models import PendingAction
 
 @admin.register(PendingAction)
 class PendingActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["kind", "room_pagecall_id", "user_id", "attempts", "last_error", "created_at"]
+    list_display = [
+        "kind",
+        "room_pagecall_id",
+        "room_pk",
+        "user_id",
+        "attempts",
+        "last_error",
+        "created_at",
+    ]
     list_filter = ["kind"]
     search_fields = ["room_pagecall_id", "user_id"]
     date_hierarchy = "created_at"

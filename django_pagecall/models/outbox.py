@@ -1,6 +1,9 @@
 """Calls to Pagecall owed for rows that no longer exist: a member deleted from a private room
 (Pagecall blocks them) and, when ``DELETE_REMOTE_ROOMS`` is on, a deleted room.
 
+A member deleted while its room was being created may have gone to Pagecall with the room:
+its block waits, by the room's primary key, until the room has its Pagecall id.
+
 The row is written in the transaction that deletes, so the call cannot be lost with a broker
 that is down or a task whose retries ran out: ``pagecall_sync`` and the periodic sweep send
 what is left here. The row is removed once Pagecall has answered.
@@ -18,7 +21,19 @@ class PendingAction(models.Model):
         DELETE_ROOM = "delete_room", _("delete a room (deleted locally)")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
-    room_pagecall_id = models.CharField(_("Pagecall room id"), max_length=64)
+    room_pagecall_id = models.CharField(
+        _("Pagecall room id"),
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("Blank while the room is being created: the call waits for its id."),
+    )
+    room_pk = models.BigIntegerField(
+        _("room"),
+        null=True,
+        blank=True,
+        help_text=_("The local room (its primary key), for a call that waits for the room's id."),
+    )
     user_id = models.CharField(_("Pagecall user id"), max_length=255, blank=True, default="")
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True, default="")
@@ -30,4 +45,5 @@ class PendingAction(models.Model):
 
     def __str__(self) -> str:
         target = f"{self.user_id} in " if self.user_id else ""
-        return f"{self.get_kind_display()}: {target}{self.room_pagecall_id}"
+        room = self.room_pagecall_id or f"room {self.room_pk} (being created)"
+        return f"{self.get_kind_display()}: {target}{room}"

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import models
-from django.db.models.signals import post_delete
+from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
 
@@ -338,28 +338,27 @@ class PagecallUser(models.Model):
         return f"<PagecallUser {self.user_id!r}>"  # never the token
 
 
-@receiver(post_delete, sender=Room, dispatch_uid="django_pagecall.room_deleted")
+@receiver(pre_delete, sender=Room, dispatch_uid="django_pagecall.room_deleted")
 def _room_deleted(sender: type[Room], instance: Room, using: str, **kwargs: Any) -> None:
-    """Also for queryset and admin bulk deletes; the row as the deletion read it."""
+    """Also for queryset and admin bulk deletes. With ``DELETE_REMOTE_ROOMS``, the room is
+    deleted on Pagecall if its row, as the deleting transaction sees it, has a Pagecall id (a
+    room being created is deleted there by the worker that creates it)."""
     from .. import sync
 
-    if instance.pagecall_id:
-        sync.schedule_remote_room_deletion(instance.pagecall_id, using=using)
+    sync.schedule_deleted_room_deletion(instance.pk, using=using)
 
 
-@receiver(post_delete, sender=Member, dispatch_uid="django_pagecall.member_deleted")
+@receiver(pre_delete, sender=Member, dispatch_uid="django_pagecall.member_deleted")
 def _member_deleted(
     sender: type[Member], instance: Member, using: str, origin: Any = None, **kwargs: Any
 ) -> None:
-    """A member deleted from a private room is blocked on Pagecall, unless its room goes too."""
+    """A member deleted from a private room is blocked on Pagecall, unless its room goes too.
+
+    Before the delete, in its transaction: what is owed is decided from the row as it is
+    then (locked), not from the instance, which may predate what a worker stored.
+    """
     from .. import sync
 
     if isinstance(origin, Room) or getattr(origin, "model", None) is Room:
         return
-    if instance.sync_state != SyncState.SYNCED or instance.is_blocked:
-        return
-    room = (
-        Room.objects.using(using).filter(pk=instance.room_id).values("pagecall_id", "type").first()
-    )
-    if room and room["pagecall_id"] and room["type"] == RoomType.PRIVATE:
-        sync.schedule_member_block(room["pagecall_id"], instance.user_id, using=using)
+    sync.schedule_deleted_member_block(instance.pk, using=using)

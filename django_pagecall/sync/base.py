@@ -19,7 +19,7 @@ from ..exceptions import (
     PagecallResponseError,
     PagecallTransientError,
 )
-from ..models import Member, PendingAction, Room
+from ..models import Member, PendingAction, Room, RoomType, SyncState
 from ..resources import Room as RemoteRoom
 
 logger = logging.getLogger("django_pagecall.sync")
@@ -102,6 +102,24 @@ def schedule_remote_room_deletion(pagecall_id: str, *, using: str) -> None:
         _owe(PendingAction.Kind.DELETE_ROOM, pagecall_id, "", using)
 
 
+def schedule_deleted_room_deletion(room_pk: int, *, using: str) -> None:
+    """Called in the transaction that deletes a room, before the delete: with
+    ``DELETE_REMOTE_ROOMS``, delete it on Pagecall too. The row is read (and locked, so that a
+    worker storing its Pagecall id now waits, then finds it gone) rather than the instance
+    trusted, which may predate the id."""
+    if not pagecall_settings.DELETE_REMOTE_ROOMS:
+        return
+    pagecall_id = (
+        Room.objects.using(using)
+        .select_for_update()
+        .filter(pk=room_pk)
+        .values_list("pagecall_id", flat=True)
+        .first()
+    )
+    if pagecall_id:
+        schedule_remote_room_deletion(pagecall_id, using=using)
+
+
 def schedule_member_creation(member: Member) -> None:
     db = member._state.db or "default"
     _on_commit(db, "create_member", member.pk, db)
@@ -112,15 +130,53 @@ def schedule_member_update(member: Member) -> None:
     _on_commit(db, "update_member", member.pk, db)
 
 
-def schedule_member_block(room_pagecall_id: str, user_id: str, *, using: str) -> None:
-    """A deleted member of a private room: the row is gone, so the call is kept as its own row."""
-    _owe(PendingAction.Kind.BLOCK_MEMBER, room_pagecall_id, user_id, using)
+def schedule_member_block(
+    room_pagecall_id: str, user_id: str, *, using: str, room_pk: int | None = None
+) -> None:
+    """A member of a private room that is gone but may be on Pagecall: the row is gone, so the
+    call is kept as its own row. Without ``room_pagecall_id`` (the room is being created), it
+    waits for the room ``room_pk`` to have one."""
+    _owe(PendingAction.Kind.BLOCK_MEMBER, room_pagecall_id, user_id, using, room_pk)
 
 
-def _owe(kind: str, room_pagecall_id: str, user_id: str, using: str) -> None:
+def schedule_deleted_member_block(member_pk: int, *, using: str) -> None:
+    """Called in the transaction that deletes a member, before the delete: block them on
+    Pagecall if they may be in a private room there.
+
+    The member's row is locked first, so that no worker claims it between this read and the
+    delete. A member that never left (pending, refused) is owed nothing; one being added now,
+    or sent with a room being created now, may be on Pagecall by the time it is deleted.
+    """
+    row = (
+        Member.objects.using(using)
+        .select_for_update()
+        .filter(pk=member_pk)
+        .values("room_id", "user_id", "sync_state", "is_blocked")
+        .first()
+    )
+    if row is None or row["is_blocked"]:
+        return
+    room = (
+        Room.objects.using(using)
+        .filter(pk=row["room_id"])
+        .values("pagecall_id", "type", "sync_state")
+        .first()
+    )
+    if room is None or room["type"] != RoomType.PRIVATE:
+        return
+    if room["pagecall_id"]:
+        if row["sync_state"] in (SyncState.SYNCED, SyncState.CREATING):
+            schedule_member_block(room["pagecall_id"], row["user_id"], using=using)
+    elif room["sync_state"] == SyncState.CREATING:
+        schedule_member_block("", row["user_id"], using=using, room_pk=row["room_id"])
+
+
+def _owe(
+    kind: str, room_pagecall_id: str, user_id: str, using: str, room_pk: int | None = None
+) -> None:
     """Record a call in the deleting transaction, and queue it once that commits."""
     action = PendingAction.objects.using(using).create(
-        kind=kind, room_pagecall_id=room_pagecall_id, user_id=user_id
+        kind=kind, room_pagecall_id=room_pagecall_id, user_id=user_id, room_pk=room_pk
     )
     _on_commit(using, "run_action", action.pk, using)
 

@@ -15,7 +15,7 @@ from ..exceptions import (
     PagecallError,
     PagecallRefused,
 )
-from ..models import Member, PendingAction, RoomType, SyncState
+from ..models import Member, PendingAction, Room, RoomType, SyncState
 from ..resources import Member as RemoteMember
 from .base import (
     RetryLater,
@@ -26,6 +26,7 @@ from .base import (
     _until,
     lease_seconds,
     may_have_happened,
+    schedule_member_block,
 )
 from .users import _ensure_registered
 
@@ -44,6 +45,13 @@ def create_member(member_pk: int, using: str = "default") -> None:
             countdown=_until(member.lease_until),
         )
     if member.sync_state not in (SyncState.PENDING, SyncState.CREATING):
+        return
+    if member.is_blocked and member.sync_state == SyncState.PENDING:
+        # Removed before it was ever sent: Pagecall has nothing to add or to block.
+        Member.objects.using(using).filter(pk=member.pk, sync_state=SyncState.PENDING).update(
+            sync_state=SyncState.SYNCED, needs_update=False, synced_at=now, sync_error=""
+        )
+        logger.info("Member %s was removed before it was sent; not added", member.pk)
         return
     if member.sync_attempts >= pagecall_settings.MAX_ATTEMPTS:
         Member.objects.using(using).filter(pk=member.pk).update(
@@ -94,15 +102,25 @@ def create_member(member_pk: int, using: str = "default") -> None:
         raise RetryLater(str(exc)) from exc
     # Stored as soon as it exists; the display name (not part of the create) and any change
     # made meanwhile follow as an update, which is idempotent.
-    Member.objects.using(using).filter(pk=member.pk, lease_until=lease).update(
-        sync_state=SyncState.SYNCED,
-        pagecall_id=remote.id,
-        lease_until=None,
-        synced_at=timezone.now(),
-        sync_error="",
-        needs_update=Case(When(~Q(name=""), then=Value(True)), default=F("needs_update")),
+    stored = (
+        Member.objects.using(using)
+        .filter(pk=member.pk, lease_until=lease)
+        .update(
+            sync_state=SyncState.SYNCED,
+            pagecall_id=remote.id,
+            lease_until=None,
+            synced_at=timezone.now(),
+            sync_error="",
+            needs_update=Case(When(~Q(name=""), then=Value(True)), default=F("needs_update")),
+        )
     )
     logger.info("Member %s added to room %s on Pagecall", member.user_id, room_id)
+    if not stored and not Member.objects.using(using).filter(pk=member.pk).exists():
+        # Deleted while being added: the block owed at its deletion may have reached Pagecall
+        # before the add did, so it is owed again, now that the add has landed.
+        if member.room.type == RoomType.PRIVATE:
+            schedule_member_block(room_id, member.user_id, using=using)
+        return
     if Member.objects.using(using).filter(pk=member.pk, needs_update=True).exists():
         _enqueue("update_member", member.pk, using)
 
@@ -147,6 +165,8 @@ def run_action(action_pk: int, using: str = "default") -> None:
     action = PendingAction.objects.using(using).filter(pk=action_pk).first()
     if action is None:
         return  # done already
+    if not action.room_pagecall_id and not _room_id_for(action, using):
+        return
     PendingAction.objects.using(using).filter(pk=action.pk).update(attempts=F("attempts") + 1)
     client = get_client()
     try:
@@ -162,3 +182,31 @@ def run_action(action_pk: int, using: str = "default") -> None:
     else:
         logger.info("Done on Pagecall: %s", action)
     PendingAction.objects.using(using).filter(pk=action.pk).delete()
+
+
+def _room_id_for(action: PendingAction, using: str) -> bool:
+    """A block that waited for its room's Pagecall id (the member was deleted while the room
+    was being created): True once the id is known and set on ``action``; raises
+    :class:`RetryLater` while the room is still being created; False, and the action is
+    dropped, when the room will not be on Pagecall with that member (sent again without it,
+    refused, or deleted)."""
+    room = (
+        Room.objects.using(using)
+        .filter(pk=action.room_pk)
+        .values("pagecall_id", "sync_state")
+        .first()
+        if action.room_pk is not None
+        else None
+    )
+    if room is not None and room["pagecall_id"]:
+        action.room_pagecall_id = room["pagecall_id"]
+        PendingAction.objects.using(using).filter(pk=action.pk).update(
+            room_pagecall_id=action.room_pagecall_id
+        )
+        return True
+    if room is not None and room["sync_state"] == SyncState.CREATING:
+        # Usually done within a second: the task's backoff, not the claim's whole lease.
+        raise RetryLater(f"{action}: waiting for the room to be created")
+    logger.info("%s: the room is not on Pagecall with this member; nothing to do", action)
+    PendingAction.objects.using(using).filter(pk=action.pk).delete()
+    return False
