@@ -419,6 +419,26 @@ def test_join_and_replay_urls(pagecall_emulator: Emulator, settings: Any) -> Non
     assert token not in repr(PagecallUser.objects.get(user_id="frank"))
 
 
+def test_a_site_user_joins_as_their_member_of_the_room(pagecall_emulator: Emulator) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    teacher = get_user_model().objects.create(username="teacher")
+    stranger = get_user_model().objects.create(username="stranger")
+    room = make_room(type="private")
+    # A member given its own user id beside its site user (the admin's inline allows both).
+    Member.objects.create(room=room, site_user=teacher, user_id="teacher-7", type="host")
+    room.refresh_from_db()
+    url = room.join_url(teacher)
+    assert url.endswith(f"access_token={pagecall_emulator.users['teacher-7']['access_token']}")
+    assert str(teacher.pk) not in pagecall_emulator.users  # nobody else was registered
+    # A site user who is no member of the room: the id the rule derives.
+    assert room.join_url(stranger).endswith(
+        f"access_token={pagecall_emulator.users[str(stranger.pk)]['access_token']}"
+    )
+    with pytest.raises(ValueError, match="anonymous site user"):
+        room.join_url(AnonymousUser())
+
+
 def test_deleting_a_room_keeps_it_at_pagecall_unless_asked(
     pagecall_emulator: Emulator, settings: Any
 ) -> None:

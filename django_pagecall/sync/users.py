@@ -51,7 +51,12 @@ def _ensure_registered(members: list[Member], using: str) -> None:
 
 
 def access_token_for(room: Room, user: AbstractBaseUser | Member | str) -> str:
-    """The access token of ``user``, registering them with Pagecall the first time."""
+    """The access token of ``user``, registering them with Pagecall the first time.
+
+    A site user who is a member of ``room`` joins as that member (its ``user_id``, which may
+    have been given explicitly or derived under an earlier ``USER_ID_FUNCTION``); any other
+    site user by the id :func:`user_id_for` derives.
+    """
     using = room._state.db or "default"
     name = ""
     if isinstance(user, Member):
@@ -59,8 +64,22 @@ def access_token_for(room: Room, user: AbstractBaseUser | Member | str) -> str:
     elif isinstance(user, str):
         user_id = user
     else:
-        user_id = user_id_for(user)
-        name = user.get_full_name() if hasattr(user, "get_full_name") else ""
+        if user.pk is None:
+            raise ValueError(
+                "an anonymous site user has no Pagecall user id: call join_url() without a "
+                "user for an open room, or log the user in"
+            )
+        membership = (
+            Member.objects.using(using)
+            .filter(room_id=room.pk, site_user=user)
+            .values_list("user_id", "name")
+            .first()
+        )
+        if membership is not None:
+            user_id, name = membership
+        else:
+            user_id = user_id_for(user)
+            name = user.get_full_name() if hasattr(user, "get_full_name") else ""
     known = (
         PagecallUser.objects.using(using).filter(user_id=user_id).exclude(access_token="").first()
     )
