@@ -71,7 +71,7 @@ def access_token_for(room: Room, user: AbstractBaseUser | Member | str) -> str:
             )
         membership = (
             Member.objects.using(using)
-            .filter(room_id=room.pk, site_user=user)
+            .filter(room_id=room.pk, site_user_id=user.pk)
             .values_list("user_id", "name")
             .first()
         )
