@@ -773,6 +773,42 @@ def test_a_rename_of_a_deferred_name_is_detected(pagecall_emulator: Emulator) ->
     assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "Renamed"
 
 
+def test_a_member_change_of_a_deferred_field_is_detected(pagecall_emulator: Emulator) -> None:
+    room = make_room()
+    Member.objects.create(room=room, user_id="ann", name="Ann")
+    room.refresh_from_db()
+    loaded = Member.objects.only("id", "room", "user_id").get(user_id="ann")
+    loaded.type = "host"  # type and name were deferred: compared with the database's
+    loaded.save()
+    assert {m["user_id"]: m["type"] for m in pagecall_emulator.members(room.pagecall_id or "")} == {
+        "ann": "host"
+    }
+    assert sync.pending_work() == []
+
+
+def test_refresh_from_db_is_the_new_baseline_for_changes(pagecall_emulator: Emulator) -> None:
+    room = make_room(name="A")
+    room.refresh_from_db()
+    other = Room.objects.get(pk=room.pk)
+    other.name = "B"
+    other.save()  # sent
+    room.refresh_from_db()
+    room.name = "A"  # back to A: a change from what the database holds now
+    room.save()
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "A"
+    member = Member.objects.create(room=room, user_id="bob", name="Bob")
+    Member.objects.filter(pk=member.pk).update(name="Robert", needs_update=True)
+    sync.update_member(member.pk)  # "Robert" sent, as another process would have
+    member.refresh_from_db(fields=["name"])
+    member.name = "Bob"
+    member.save()
+    sent = [
+        r["body"] for r in calls(pagecall_emulator, "PUT", "/rooms/{room_id}/members/{member_id}")
+    ]
+    # The name after the add, the other process's change, and the change back.
+    assert [body.get("name") for body in sent] == ["Bob", "Robert", "Bob"]
+
+
 def test_a_block_that_cannot_be_sent_now_is_kept_and_swept(pagecall_emulator: Emulator) -> None:
     from django_pagecall.models import PendingAction
 

@@ -8,7 +8,8 @@ transaction commits). They never call Pagecall themselves, except
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -102,8 +103,48 @@ class SyncFields(models.Model):
         default=False, editable=False, help_text=_("A local change has yet to reach Pagecall.")
     )
 
+    #: The site's fields whose change is sent to Pagecall as an update (each model names its own).
+    SENT_FIELDS: ClassVar[tuple[str, ...]] = ()
+
     class Meta:
         abstract = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # SENT_FIELDS as the database held them, to tell a change (a deferred one is not here).
+        self._loaded: dict[str, Any] = self._values(self.SENT_FIELDS)
+
+    def _values(self, names: Iterable[str]) -> dict[str, Any]:
+        # From __dict__: reading a deferred field would load it.
+        return {name: self.__dict__[name] for name in names if name in self.__dict__}
+
+    def refresh_from_db(
+        self,
+        using: str | None = None,
+        fields: Iterable[str] | None = None,
+        from_queryset: Any = None,
+    ) -> None:
+        """Also what a deferred field's first read does: the values read are the new baseline."""
+        fields = list(fields) if fields is not None else None
+        super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        refreshed = [f for f in self.SENT_FIELDS if fields is None or f in fields]
+        self._loaded.update(self._values(refreshed))
+
+    def _sent_fields_changed(self) -> bool:
+        """Whether a field of SENT_FIELDS differs from the database's value as loaded (or
+        refreshed). One that was deferred and then given a value is compared with the
+        database's value now."""
+        if self._state.adding:
+            return False
+        unknown = [f for f in self.SENT_FIELDS if f not in self._loaded and f in self.__dict__]
+        if unknown:
+            row = type(self)._base_manager.using(self._state.db).filter(pk=self.pk).values(*unknown)
+            self._loaded.update(row.first() or {})
+        current = self._values(self.SENT_FIELDS)
+        return any(f in self._loaded and self._loaded[f] != value for f, value in current.items())
+
+    def _saved(self) -> None:
+        self._loaded = self._values(self.SENT_FIELDS)
 
 
 class Room(SyncFields):
@@ -164,10 +205,7 @@ class Room(SyncFields):
             )
         ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # What the database holds, to tell a rename (deferred fields are not loaded for this).
-        self._loaded_name: str | None = self.__dict__.get("name")
+    SENT_FIELDS = ("name",)
 
     def __str__(self) -> str:
         return self.name
@@ -176,16 +214,7 @@ class Room(SyncFields):
         from .. import sync
 
         adding = self._state.adding
-        if not adding and self._loaded_name is None and "name" in self.__dict__:
-            # Loaded with the name deferred, then given one: compare with the database.
-            self._loaded_name = (
-                type(self)
-                ._base_manager.using(self._state.db)
-                .filter(pk=self.pk)
-                .values_list("name", flat=True)
-                .first()
-            )
-        renamed = not adding and self._loaded_name is not None and self._loaded_name != self.name
+        renamed = self._sent_fields_changed()
         if renamed:
             self.needs_update = True
         if not adding:
@@ -193,7 +222,7 @@ class Room(SyncFields):
             # stale copy of the sync fields back (that would lose the room's Pagecall id).
             kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), renamed)
         super().save(*args, **kwargs)
-        self._loaded_name = self.name
+        self._saved()
         if adding:
             sync.schedule_room_creation(self)
         elif renamed:
@@ -278,12 +307,7 @@ class Member(SyncFields):
         ]
         indexes = [models.Index(fields=["sync_state"], name="pagecall_member_sync_idx")]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._loaded: tuple[str | None, str | None] = (
-            self.__dict__.get("type"),
-            self.__dict__.get("name"),
-        )
+    SENT_FIELDS = ("type", "name")
 
     def __str__(self) -> str:
         return self.name or self.user_id
@@ -296,13 +320,13 @@ class Member(SyncFields):
         if not self.user_id:
             raise ValueError("a Member needs a user_id or a site_user")
         adding = self._state.adding
-        changed = not adding and None not in self._loaded and self._loaded != (self.type, self.name)
+        changed = self._sent_fields_changed()
         if changed:
             self.needs_update = True
         if not adding:
             kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), changed)
         super().save(*args, **kwargs)
-        self._loaded = (self.type, self.name)
+        self._saved()
         if adding:
             sync.schedule_member_creation(self)
         elif changed:
