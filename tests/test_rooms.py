@@ -120,6 +120,36 @@ def test_saving_a_room_with_members_sends_one_create(
     assert created["sender"] is Room
 
 
+def test_members_saved_with_their_room_queue_no_task_of_their_own(
+    pagecall_emulator: Emulator,
+) -> None:
+    from celery.signals import task_prerun
+
+    ran: list[str] = []
+
+    def record(sender: Any = None, **kwargs: Any) -> None:
+        ran.append(sender.name)
+
+    task_prerun.connect(record, weak=False)
+    try:
+        with transaction.atomic():
+            room = make_room(name="Together")
+            Member.objects.create(room=room, user_id="ann")
+            Member.objects.create(room=room, user_id="bob")
+        assert ran == ["django_pagecall.tasks.create_room"]  # the members went in its POST
+        Member.objects.create(room=room, user_id="cy")  # after the commit: a task of its own
+        assert ran[1:] == ["django_pagecall.tasks.create_member"]
+    finally:
+        task_prerun.disconnect(record)
+    room.refresh_from_db()
+    assert {m["user_id"] for m in pagecall_emulator.members(room.pagecall_id or "")} == {
+        "ann",
+        "bob",
+        "cy",
+    }
+    assert len(posts(pagecall_emulator)) == 1
+
+
 def test_a_rolled_back_save_sends_nothing(pagecall_emulator: Emulator) -> None:
     def save_then_fail() -> None:
         with transaction.atomic():

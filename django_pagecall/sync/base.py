@@ -89,7 +89,15 @@ def _on_commit(using: str, task_name: str, *args: Any) -> None:
 
 def schedule_room_creation(room: Room) -> None:
     db = room._state.db or "default"
-    _on_commit(db, "create_room", room.pk, db)
+    # Until the commit, members saved with this instance go into the room's POST /rooms: the
+    # claim reads them after the commit. They need no task of their own.
+    room._creation_uncommitted = True  # type: ignore[attr-defined]
+
+    def enqueue() -> None:
+        room._creation_uncommitted = False  # type: ignore[attr-defined]
+        _enqueue("create_room", room.pk, db)
+
+    transaction.on_commit(enqueue, using=db, robust=True)
 
 
 def schedule_room_update(room: Room) -> None:
@@ -122,6 +130,14 @@ def schedule_deleted_room_deletion(room_pk: int, *, using: str) -> None:
 
 def schedule_member_creation(member: Member) -> None:
     db = member._state.db or "default"
+    room = member._state.fields_cache.get("room")  # the instance it was saved with, if any
+    if (
+        isinstance(room, Room)
+        and getattr(room, "_creation_uncommitted", False)
+        and room.pk == member.room_id
+        and room._state.db == db
+    ):
+        return  # saved in the transaction that creates its room: sent with the room
     _on_commit(db, "create_member", member.pk, db)
 
 
