@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from django_pagecall import signals, sync
 from django_pagecall.emulator import Emulator
-from django_pagecall.models import Member, Room, SyncState
+from django_pagecall.models import DeletedRoom, Member, Room, SyncState
 from django_pagecall.resources import Room as RemoteRoom
 from django_pagecall.sync import rooms as room_sync
 from tests.conftest import wait_for
@@ -583,3 +583,36 @@ def test_migration_0010_records_the_name_sent_and_reversing_it_restores_the_clai
     finally:
         call_command("migrate", "django_pagecall", verbosity=0)
     assert "sent_name" in claim_source()
+
+
+def test_a_namesake_deleted_locally_is_not_adopted(pagecall_emulator: Emulator) -> None:
+    old = pending_room("Standup", members=())
+    sync.create_room(old.pk)
+    old.refresh_from_db()
+    old_remote = old.pagecall_id
+    old.delete()  # DELETE_REMOTE_ROOMS is False: it stays on Pagecall, remembered here
+    assert list(DeletedRoom.objects.values_list("pagecall_id", flat=True)) == [old_remote]
+    room = pending_room("Standup", members=())  # made again at once under the same name
+    pagecall_emulator.inject("POST", "/rooms", status=502)  # unknown outcome; nothing created
+    with pytest.raises(sync.RetryLater):
+        sync.create_room(room.pk)
+    _expire_lease(room)
+    sync.create_room(room.pk)  # the lookup finds only the deleted row's room: sent again
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert room.pagecall_id not in (None, old_remote)
+    assert len(pagecall_emulator.rooms) == 2
+
+
+def test_deleted_rooms_are_forgotten_once_no_attempt_can_find_them(settings: Any) -> None:
+    settings.PAGECALL = {**settings.PAGECALL, "ADOPT_WINDOW": 60}
+    now = timezone.now()
+    sync.forget_room("old", now - timedelta(minutes=5), using="default")
+    sync.forget_room("recent", now - timedelta(seconds=30), using="default")
+    assert set(DeletedRoom.objects.values_list("pagecall_id", flat=True)) == {"recent"}
+    # A room in flight since long ago could still find older ones: they are kept for it.
+    Room.objects.bulk_create(
+        [Room(name="Slow", sync_state="creating", attempt_started_at=now - timedelta(hours=1))]
+    )
+    sync.forget_room("old", now - timedelta(minutes=5), using="default")
+    assert set(DeletedRoom.objects.values_list("pagecall_id", flat=True)) == {"recent", "old"}

@@ -6,11 +6,12 @@ submodules are an internal split.
 """
 
 from .outbox import PendingAction
-from .rooms import Member, MemberType, PagecallUser, Room, RoomType, SyncState
+from .rooms import DeletedRoom, Member, MemberType, PagecallUser, Room, RoomType, SyncState
 from .sessions import Session, SessionQuerySet
 from .webhooks import DeliveryResult, DeliveryState, WebhookDelivery
 
 __all__ = [
+    "DeletedRoom",
     "DeliveryResult",
     "DeliveryState",
     "Member",

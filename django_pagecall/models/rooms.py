@@ -362,14 +362,34 @@ class PagecallUser(models.Model):
         return f"<PagecallUser {self.user_id!r}>"  # never the token
 
 
+class DeletedRoom(models.Model):
+    """A Pagecall room whose local row was deleted, and which may still exist at Pagecall.
+
+    After an unknown outcome a room is looked up by the name it was sent with among the rooms
+    Pagecall created lately, and one that is another row's is never adopted: nor is one whose
+    row was deleted (a room deleted and made again under its name at once). Kept while an
+    attempt could still find it, then dropped (:func:`django_pagecall.sync.forget_room`).
+    """
+
+    pagecall_id = models.CharField(_("Pagecall id"), max_length=64, unique=True)
+    pagecall_created_at = models.DateTimeField(_("created at Pagecall"))
+    deleted_at = models.DateTimeField(_("deleted"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("deleted room")
+
+    def __str__(self) -> str:
+        return self.pagecall_id
+
+
 @receiver(pre_delete, sender=Room, dispatch_uid="django_pagecall.room_deleted")
 def _room_deleted(sender: type[Room], instance: Room, using: str, **kwargs: Any) -> None:
-    """Also for queryset and admin bulk deletes. With ``DELETE_REMOTE_ROOMS``, the room is
-    deleted on Pagecall if its row, as the deleting transaction sees it, has a Pagecall id (a
-    room being created is deleted there by the worker that creates it)."""
+    """Also for queryset and admin bulk deletes: what the row, as the deleting transaction sees
+    it, leaves at Pagecall is remembered, and deleted there with ``DELETE_REMOTE_ROOMS`` (a
+    room being created is seen to by the worker that creates it)."""
     from .. import sync
 
-    sync.schedule_deleted_room_deletion(instance.pk, using=using)
+    sync.room_deleted(instance.pk, using=using)
 
 
 @receiver(pre_delete, sender=Member, dispatch_uid="django_pagecall.member_deleted")

@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from ..conf import pagecall_settings
@@ -19,7 +20,7 @@ from ..exceptions import (
     PagecallResponseError,
     PagecallTransientError,
 )
-from ..models import Member, PendingAction, Room, RoomType, SyncState
+from ..models import DeletedRoom, Member, PendingAction, Room, RoomType, SyncState
 from ..resources import Room as RemoteRoom
 
 logger = logging.getLogger("django_pagecall.sync")
@@ -110,22 +111,38 @@ def schedule_remote_room_deletion(pagecall_id: str, *, using: str) -> None:
         _owe(PendingAction.Kind.DELETE_ROOM, pagecall_id, "", using)
 
 
-def schedule_deleted_room_deletion(room_pk: int, *, using: str) -> None:
-    """Called in the transaction that deletes a room, before the delete: with
-    ``DELETE_REMOTE_ROOMS``, delete it on Pagecall too. The row is read (and locked, so that a
-    worker storing its Pagecall id now waits, then finds it gone) rather than the instance
-    trusted, which may predate the id."""
-    if not pagecall_settings.DELETE_REMOTE_ROOMS:
-        return
-    pagecall_id = (
+def room_deleted(room_pk: int, *, using: str) -> None:
+    """Called in the transaction that deletes a room, before the delete. The row is read (and
+    locked, so that a worker storing its Pagecall id now waits, then finds it gone) rather than
+    the instance trusted, which may predate the id. Its Pagecall room is remembered
+    (:func:`forget_room`), and deleted there with ``DELETE_REMOTE_ROOMS``."""
+    row = (
         Room.objects.using(using)
         .select_for_update()
         .filter(pk=room_pk)
-        .values_list("pagecall_id", flat=True)
+        .values("pagecall_id", "pagecall_created_at")
         .first()
     )
-    if pagecall_id:
-        schedule_remote_room_deletion(pagecall_id, using=using)
+    if row is not None and row["pagecall_id"]:
+        forget_room(row["pagecall_id"], row["pagecall_created_at"], using=using)
+        schedule_remote_room_deletion(row["pagecall_id"], using=using)
+
+
+def forget_room(pagecall_id: str, created_at: Any, *, using: str) -> None:
+    """Remember a Pagecall room whose row is gone (:class:`DeletedRoom`), so that no namesake
+    adopts it after an unknown outcome; and drop those that no attempt can find any more: an
+    attempt looks at rooms created from ``ADOPT_WINDOW`` before it began."""
+    now = timezone.now()
+    DeletedRoom.objects.using(using).get_or_create(
+        pagecall_id=pagecall_id, defaults={"pagecall_created_at": created_at or now}
+    )
+    earliest = (
+        Room.objects.using(using)
+        .filter(sync_state=SyncState.CREATING)
+        .aggregate(started=Min("attempt_started_at"))["started"]
+    )
+    horizon = min(earliest or now, now) - timedelta(seconds=pagecall_settings.ADOPT_WINDOW)
+    DeletedRoom.objects.using(using).filter(pagecall_created_at__lt=horizon).delete()
 
 
 def schedule_member_creation(member: Member) -> None:

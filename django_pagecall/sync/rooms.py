@@ -19,7 +19,7 @@ from ..exceptions import (
     PagecallError,
     PagecallRefused,
 )
-from ..models import Member, Room, RoomType, SyncState
+from ..models import DeletedRoom, Member, Room, RoomType, SyncState
 from ..resources import Room as RemoteRoom
 from ..webhook_auth import headers_for_room
 from . import queries
@@ -32,6 +32,7 @@ from .base import (
     _send_update,
     _settle,
     _until,
+    forget_room,
     lease_seconds,
     may_have_happened,
     schedule_remote_room_deletion,
@@ -315,6 +316,7 @@ def _not_stored(room: Room, remote: RemoteRoom, using: str) -> None:
         )
         return
     logger.warning("Room %s was deleted while Pagecall created it as %s", room.pk, remote.id)
+    forget_room(remote.id, remote.created_at, using=using)
     schedule_remote_room_deletion(remote.id, using=using)  # with DELETE_REMOTE_ROOMS only
 
 
@@ -362,9 +364,14 @@ def _resolve_ambiguous(room: Room, using: str) -> bool:
             for r in client.list_rooms(name=sent_name)
             if r.name == sent_name and r.created_at is not None and r.created_at >= since
         ]
+        candidate_ids = [c.id for c in candidates]
         taken = set(
             Room.objects.using(using)
-            .filter(pagecall_id__in=[c.id for c in candidates])
+            .filter(pagecall_id__in=candidate_ids)
+            .values_list("pagecall_id", flat=True)
+        ) | set(
+            DeletedRoom.objects.using(using)
+            .filter(pagecall_id__in=candidate_ids)
             .values_list("pagecall_id", flat=True)
         )
         candidates = sorted(
