@@ -89,8 +89,12 @@ def run_action(self: Task[Any, Any], action_pk: int, using: str = "default") -> 
 def sync(using: str = "default") -> dict[str, int]:
     """The periodic sweep: send every room and member that is pending or stuck.
 
-    Schedule it with Celery beat (one beat only), e.g. every minute.
+    Schedule it with Celery beat (one beat only), e.g. every minute. Returns how many units
+    were sent (``done``), refused or given up on (``failed``: the rows keep the error), and
+    left to retry.
     """
     result = _sync.sweep(using)
-    logger.info("Pagecall sync: %s done, %s to retry", result.done, result.retry)
-    return {"done": result.done, "retry": result.retry}
+    logger.info(
+        "Pagecall sync: %s done, %s failed, %s to retry", result.done, result.failed, result.retry
+    )
+    return {"done": result.done, "failed": result.failed, "retry": result.retry}
