@@ -1,12 +1,18 @@
 """The sweep (``pagecall_sync`` and the periodic task ``django_pagecall.tasks.sync``), on the fast
-layer: what it counts as sent, failed or left to retry.
+layer: what it counts as sent, failed or left to retry, and the follow-ups it runs itself while
+the broker is down.
 
-Pagecall is the emulator over real HTTP.
+Pagecall is the emulator over real HTTP; the broker, where one is needed, is a port nothing
+listens on, so publishing fails for real.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
+import re
 import time
+from collections.abc import Iterator
 from io import StringIO
 from typing import Any
 
@@ -42,6 +48,26 @@ def pagecall_sync(*args: str) -> tuple[str, str]:
     out, err = StringIO(), StringIO()
     call_command("pagecall_sync", *args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
+
+
+def progress_lines(err: str) -> list[tuple[int, int]]:
+    """The progress bar's ``count/total`` lines (not a terminal: one line per step shown)."""
+    return [(int(a), int(b)) for a, b in re.findall(r"^pagecall_sync (\d+)/(\d+)$", err, re.M)]
+
+
+@pytest.fixture
+def broker_down() -> Iterator[None]:
+    """Tasks go through the broker (not eagerly), and the broker is a port nothing listens on."""
+    from tests.celery_app import app
+    from tests.conftest import use_broker
+    from tests.redis_server import free_port
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    previous = use_broker(f"redis://127.0.0.1:{free_port()}/0")
+    yield
+    use_broker(previous)
+    app.conf.task_always_eager = eager
 
 
 # -- 1. sent, failed or to retry ----------------------------------------------------------------
@@ -146,3 +172,69 @@ def test_the_periodic_task_counts_failures_apart(pagecall_emulator: Emulator) ->
     member.refresh_from_db()
     assert member.sync_state == SyncState.FAILED
     assert tasks.sync() == {"done": 0, "failed": 0, "retry": 0}
+
+
+# -- 2. follow-ups, run in the same sweep ------------------------------------------------------
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_follow_ups_are_sent_by_the_same_sweep_while_the_broker_is_down(
+    pagecall_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.celery_app import app
+
+    app.conf.task_always_eager = True  # the room is created through its task, then the broker dies
+    room = synced_room()
+    app.conf.task_always_eager = False
+    # Members whose display name goes in a follow-up update, once each is added.
+    Member.objects.bulk_create(
+        [Member(room=room, user_id=f"u{i}", name=f"Person {i}") for i in range(3)]
+    )
+    # A room closed before it was created: its creation is followed by the update that closes it.
+    closed = pending_room("Closed early", terminate_requested=True)
+
+    with caplog.at_level(logging.DEBUG, logger="django_pagecall"):
+        out, err = pagecall_sync()
+
+    # Pass 1: the room and the 3 members; pass 2: closing the room and the 3 names.
+    assert "8 sent, 0 failed, 0 to retry" in out
+    on_pagecall = pagecall_emulator.snapshot()["members"]
+    assert {m["user_id"]: m["name"] for m in on_pagecall if m["room_id"] == room.pagecall_id} == {
+        f"u{i}": f"Person {i}" for i in range(3)
+    }
+    assert Member.objects.filter(needs_update=True).count() == 0
+    closed.refresh_from_db()
+    assert closed.terminated_at is not None
+    assert "terminated_at" in pagecall_emulator.rooms[closed.pagecall_id or ""]
+    # Nothing was published while the sweep ran (the broker is down: it would have failed).
+    assert [r for r in caplog.records if r.exc_info] == []
+    assert sync.pending_work() == []
+    # The progress bar counts what each pass added, and ends at the number of units run.
+    lines = progress_lines(err)
+    assert lines[-1] == (8, 8)
+    assert all(count <= total for count, total in lines)
+    assert [count for count, _ in lines] == sorted(count for count, _ in lines)
+
+
+def test_a_unit_that_asks_for_a_retry_is_not_run_again_in_the_same_sweep(
+    pagecall_emulator: Emulator,
+) -> None:
+    room = synced_room()
+    (member,) = Member.objects.bulk_create([Member(room=room, user_id="u", name="Named")])
+    pagecall_emulator.inject("PUT", MEMBER_ROUTE, status=503, times=None)
+    result = sync.sweep()
+    assert (result.done, result.failed, result.retry) == (1, 0, 1)
+    assert len([r for r in pagecall_emulator.requests if r["route"] == MEMBER_ROUTE]) == 1
+    member.refresh_from_db()
+    assert (member.sync_state, member.needs_update) == (SyncState.SYNCED, True)
+
+
+def test_passes_are_bounded(pagecall_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    sweep_module = importlib.import_module("django_pagecall.sync.sweep")
+
+    # Every unit run finds a new one: the sweep stops after its last pass and counts what is
+    # left for the next sweep as to retry.
+    found = iter(range(1000, 2000))
+    monkeypatch.setattr(sweep_module, "pending_work", lambda using: [("run_action", next(found))])
+    result = sync.sweep(passes=3)
+    assert (result.done, result.failed, result.retry) == (3, 0, 1)

@@ -53,9 +53,17 @@ def _until(moment: Any) -> float:
 
 
 def _enqueue(task_name: str, *args: Any) -> None:
-    """Queue a task; if the broker cannot take it, log and leave the row for the sweep."""
-    from .. import tasks
+    """Queue a task; if the broker cannot take it, log and leave the row for the sweep.
 
+    During an inline sweep nothing is published: the row says what is left to do, and the
+    sweep's next pass over :func:`~django_pagecall.sync.pending_work` runs it.
+    """
+    from .. import tasks
+    from .publishing import in_inline_sweep
+
+    if in_inline_sweep():
+        logger.debug("%s%r: left to the sweep's next pass", task_name, args)
+        return
     task = getattr(tasks, task_name)
     timeout = pagecall_settings.PUBLISH_TIMEOUT
     try:

@@ -18,6 +18,7 @@ from .base import (
     RetryLater,
 )
 from .members import create_member, run_action, update_member
+from .publishing import inline_sweep
 from .rooms import create_room, update_room
 
 logger = logging.getLogger("django_pagecall.sync")
@@ -159,22 +160,51 @@ def _recorded_outcome(name: str, pk: int, using: str) -> Outcome:
     return Outcome.RETRY if owed else Outcome.SENT
 
 
+#: Passes over :func:`pending_work` in one sweep: the work found first, then what running it
+#: led to (a member's display name after the member, a room's update after its creation...).
+MAX_PASSES = 5
+
+
 def sweep(
-    using: str = "default", progress: Callable[[SweepStep], None] | None = None
+    using: str = "default",
+    progress: Callable[[SweepStep], None] | None = None,
+    *,
+    passes: int = MAX_PASSES,
 ) -> SweepResult:
     """Run every unit of :func:`pending_work` inline (``pagecall_sync`` and the periodic task).
 
-    ``progress`` is called after each unit with a :class:`SweepStep`.
+    Nothing is published to the broker meanwhile (which may be what is down): each pass runs
+    the units the rows show that this sweep has not run yet, until none is left or ``passes``
+    have run. A unit that asked for a retry is not run again in the same sweep; units still
+    found after the last pass are counted as to retry. ``progress`` is called after each unit
+    with a :class:`SweepStep`, whose ``total`` grows as passes find more.
     """
     result = SweepResult()
-    work = pending_work(using)
-    for name, pk in work:
-        try:
-            outcome = run(name, pk, using)
-        except PagecallError as exc:  # e.g. refresh failures: counted, the sweep goes on
-            result.errors.append(f"{name}({pk}): {exc}")
-            outcome = Outcome.RETRY
-        result.count(outcome)
-        if progress is not None:
-            progress(SweepStep(name, pk, outcome, result.total, len(work)))
+    seen: set[tuple[str, int]] = set()
+    with inline_sweep():
+        for _ in range(passes):
+            work = [unit for unit in pending_work(using) if unit not in seen]
+            if not work:
+                break
+            seen.update(work)
+            total = len(seen)
+            for name, pk in work:
+                try:
+                    outcome = run(name, pk, using)
+                except PagecallError as exc:  # e.g. refresh failures: counted, the sweep goes on
+                    result.errors.append(f"{name}({pk}): {exc}")
+                    outcome = Outcome.RETRY
+                result.count(outcome)
+                if progress is not None:
+                    progress(SweepStep(name, pk, outcome, result.total, total))
+        else:
+            left = [unit for unit in pending_work(using) if unit not in seen]
+            if left:
+                logger.warning(
+                    "Sweep of %r: %s unit(s) still found after %s passes, left to the next sweep",
+                    using,
+                    len(left),
+                    passes,
+                )
+                result.retry += len(left)
     return result

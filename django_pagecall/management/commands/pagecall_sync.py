@@ -56,7 +56,7 @@ class Command(BaseCommand):
             nonlocal bar
             if bar is None:
                 bar = Progress(step.total, cast(TextIO, self.stderr._out), label="pagecall_sync")
-            bar.advance()
+            bar.advance(total=step.total)
 
         result = sync.sweep(using, progress=advance)
         for error in result.errors:
