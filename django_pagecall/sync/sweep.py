@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from django.conf import settings
+from django.db import router
 from django.db.models import Q
 from django.utils import timezone
 
@@ -65,6 +67,15 @@ class SweepStep:
     outcome: Outcome
     count: int
     total: int
+
+
+def aliases(using: str | None = None) -> list[str]:
+    """The database aliases a sweep covers: ``using`` alone when given, else every alias in
+    ``settings.DATABASES`` on which the app's tables are migrated (the routers'
+    ``allow_migrate``), since a row saved on any of them while the broker was down waits there."""
+    if using is not None:
+        return [using]
+    return [alias for alias in settings.DATABASES if router.allow_migrate_model(alias, Room)]
 
 
 def pending_work(using: str = "default") -> list[tuple[str, int]]:

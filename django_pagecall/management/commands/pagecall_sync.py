@@ -1,9 +1,11 @@
 """``manage.py pagecall_sync``: send to Pagecall every room and member that has not reached it.
 
 Runs inline, without Celery, so it also works while the broker is down. Safe
-to run at any time, beside workers: each row is claimed before it is sent. Prints
-``N sent, M failed, K to retry`` and exits with status 1 when anything failed or is left to
-retry (the message says where to look).
+to run at any time, beside workers: each row is claimed before it is sent. Sweeps every
+database alias the app's tables are migrated on, or the one given with ``--database``.
+Prints ``N sent, M failed, K to retry`` and exits with status 1 when anything failed or is
+left to retry (the message says where to look).
+
 ``--sessions`` then fills in the sessions webhooks missed, from Pagecall's
 list of each open room's sessions (:mod:`django_pagecall.webhooks.reconcile`).
 """
@@ -13,11 +15,11 @@ from __future__ import annotations
 from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DEFAULT_DB_ALIAS
 
 from ... import sync
 from ...progress import Progress
 from ...sync.sweep import SweepStep
+from ...sync.sweep import aliases as sweep_aliases
 from ...webhooks import reconcile
 
 
@@ -25,7 +27,11 @@ class Command(BaseCommand):
     help = "Send pending and stuck rooms and members to Pagecall, and pending changes."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias to sweep.")
+        parser.add_argument(
+            "--database",
+            default=None,
+            help="Database alias to sweep (default: every alias the app's tables are migrated on).",
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be sent, send nothing."
         )
@@ -37,36 +43,46 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = self._sweep(options["database"], options["dry_run"])
+        aliases = sweep_aliases(options["database"])
+        total = sync.SweepResult()
+        several = len(aliases) > 1  # then each line names its alias
+        for alias in aliases:
+            result = self._sweep(alias, options["dry_run"], several)
+            total.done += result.done
+            total.failed += result.failed
+            total.retry += result.retry
         if options["sessions"]:
-            self._reconcile(options["database"], options["dry_run"])
-        if result.failed or result.retry:
-            raise CommandError(self._unsettled(result), returncode=1)
+            for alias in aliases:
+                self._reconcile(alias, options["dry_run"], several)
+        if total.failed or total.retry:
+            raise CommandError(self._unsettled(total), returncode=1)
 
-    def _sweep(self, using: str, dry_run: bool) -> sync.SweepResult:
+    def _sweep(self, using: str, dry_run: bool, several: bool) -> sync.SweepResult:
+        prefix = f"{using}: " if several else ""
         if dry_run:
             work = sync.pending_work(using)
             for name, pk in work:
-                self.stdout.write(f"{name} {pk}")
-            self.stdout.write(f"{len(work)} to send")
+                self.stdout.write(f"{prefix}{name} {pk}")
+            self.stdout.write(f"{prefix}{len(work)} to send")
             return sync.SweepResult()
         bar: Progress | None = None
+        label = f"pagecall_sync {using}" if several else "pagecall_sync"
 
         def advance(step: SweepStep) -> None:
             nonlocal bar
             if bar is None:
-                bar = Progress(step.total, cast(TextIO, self.stderr._out), label="pagecall_sync")
+                bar = Progress(step.total, cast(TextIO, self.stderr._out), label=label)
             bar.advance(total=step.total)
 
         result = sync.sweep(using, progress=advance)
         for error in result.errors:
-            self.stderr.write(error)
+            self.stderr.write(f"{prefix}{error}")
         if not result.total:
-            self.stdout.write("Nothing to send: every room and member is on Pagecall.")
+            self.stdout.write(f"{prefix}Nothing to send: every room and member is on Pagecall.")
             return result
         failed, retry = f"{result.failed} failed", f"{result.retry} to retry"
         self.stdout.write(
-            f"{self.style.SUCCESS(f'{result.done} sent')}, "
+            f"{prefix}{self.style.SUCCESS(f'{result.done} sent')}, "
             f"{self.style.ERROR(failed) if result.failed else failed}, "
             f"{self.style.WARNING(retry) if result.retry else retry}"
         )
@@ -91,21 +107,24 @@ class Command(BaseCommand):
             )
         return " ".join(parts)
 
-    def _reconcile(self, using: str, dry_run: bool) -> None:
+    def _reconcile(self, using: str, dry_run: bool, several: bool) -> None:
+        prefix = f"{using}: " if several else ""
         rooms = list(reconcile.rooms_to_reconcile(using))
         if dry_run:
             for room in rooms:
-                self.stdout.write(f"reconcile_sessions {room.pk}")
-            self.stdout.write(f"{len(rooms)} room(s) to reconcile")
+                self.stdout.write(f"{prefix}reconcile_sessions {room.pk}")
+            self.stdout.write(f"{prefix}{len(rooms)} room(s) to reconcile")
             return
-        progress = Progress(len(rooms), cast(TextIO, self.stderr._out), label="sessions")
+        label = f"sessions {using}" if several else "sessions"
+        progress = Progress(len(rooms), cast(TextIO, self.stderr._out), label=label)
         result = reconcile.reconcile_sessions(
             rooms, using, progress=lambda room: progress.advance()
         )
         for error in result.errors:
-            self.stderr.write(error)
+            self.stderr.write(f"{prefix}{error}")
         self.stdout.write(
-            self.style.SUCCESS(
+            prefix
+            + self.style.SUCCESS(
                 f"{result.rooms} room(s) reconciled: {result.created} session(s) added, "
                 f"{result.updated} completed"
             )
