@@ -1,6 +1,6 @@
 """The sweep (``pagecall_sync`` and the periodic task ``django_pagecall.tasks.sync``), on the fast
-layer: what it counts as sent, failed or left to retry, and the follow-ups it runs itself while
-the broker is down.
+layer: what it counts as sent, failed or left to retry, the follow-ups it runs itself while the
+broker is down, and how a save behaves once the broker has refused a task.
 
 Pagecall is the emulator over real HTTP; the broker, where one is needed, is a port nothing
 listens on, so publishing fails for real.
@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import transaction
 
 from django_pagecall import sync, tasks
 from django_pagecall.emulator import Emulator
@@ -68,6 +69,15 @@ def broker_down() -> Iterator[None]:
     yield
     use_broker(previous)
     app.conf.task_always_eager = eager
+
+
+def not_queued(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """Log records of tasks that were not published (attempted and failed, or not attempted)."""
+    return [
+        r
+        for r in caplog.records
+        if r.name == "django_pagecall.sync" and "stays pending" in r.getMessage()
+    ]
 
 
 # -- 1. sent, failed or to retry ----------------------------------------------------------------
@@ -238,3 +248,57 @@ def test_passes_are_bounded(pagecall_emulator: Emulator, monkeypatch: pytest.Mon
     monkeypatch.setattr(sweep_module, "pending_work", lambda using: [("run_action", next(found))])
     result = sync.sweep(passes=3)
     assert (result.done, result.failed, result.retry) == (3, 0, 1)
+
+
+# -- 4. a pause after the broker refused a task ------------------------------------------------
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_after_a_failed_publish_the_process_leaves_the_broker_alone_for_a_while(
+    pagecall_emulator: Emulator, caplog: pytest.LogCaptureFixture, settings: Any
+) -> None:
+    from tests.celery_app import app
+
+    app.conf.task_always_eager = True
+    room = synced_room()
+    members = [Member.objects.create(room=room, user_id=f"u{i}") for i in range(5)]
+    app.conf.task_always_eager = False
+
+    # Each save queues update_member once the transaction commits.
+    with caplog.at_level(logging.INFO, logger="django_pagecall"), transaction.atomic():
+        for member in members:
+            member.name = f"Now {member.user_id}"
+            member.save()
+
+    # One publish was attempted, and failed; the other four were not attempted.
+    attempted = [r for r in caplog.records if r.exc_info]
+    assert len(attempted) == 1
+    skipped = not_queued(caplog)
+    assert len(skipped) == 5
+    for record, member in zip(skipped, members, strict=True):
+        message = record.getMessage()
+        assert "\n" not in message
+        assert f"update_member({member.pk}, 'default')" in message
+        assert "pagecall_sync" in message
+    assert Member.objects.filter(needs_update=True).count() == 5
+    assert calls_to(pagecall_emulator, MEMBER_ROUTE) == 0
+
+    out, _ = pagecall_sync()  # the sweep sends them all
+    assert "5 sent, 0 failed, 0 to retry" in out
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_the_broker_is_tried_again_once_the_pause_is_over(
+    pagecall_emulator: Emulator, caplog: pytest.LogCaptureFixture, settings: Any
+) -> None:
+    settings.PAGECALL = {**settings.PAGECALL, "PUBLISH_TIMEOUT": 0.2}
+    with caplog.at_level(logging.INFO, logger="django_pagecall"):
+        Room.objects.create(name="First")
+        time.sleep(0.5)  # longer than the pause
+        Room.objects.create(name="Second")
+    assert len([r for r in caplog.records if r.exc_info]) == 2  # both were attempted
+    assert len(not_queued(caplog)) == 2
+
+
+def calls_to(emu: Emulator, route: str) -> int:
+    return len([r for r in emu.requests if r["route"] == route])
