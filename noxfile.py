@@ -66,6 +66,18 @@ def run_pytest(session: nox.Session, env: dict[str, str], *args: str) -> None:
     junit = ARTIFACTS / f"junit-{session.name}.xml"
     # pytest's exit status 5 (no tests collected) fails the session like any non-zero status.
     session.run("python", "-m", "pytest", f"--junitxml={junit}", *args, *session.posargs, env=env)
+    if not session.posargs:
+        # The tests that need more database aliases than tests.settings has; skipped above.
+        junit = ARTIFACTS / f"junit-{session.name}-databases.xml"
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            f"--junitxml={junit}",
+            "--ds=tests.settings_databases",
+            "tests/test_sweep_databases.py",
+            env=env,
+        )
 
 
 @nox.session(python=list(DJANGO_FOR_PYTHON))

@@ -92,7 +92,10 @@ KEYS: Final[tuple[Key, ...]] = (
         "PUBLISH_TIMEOUT",
         2.0,
         "Seconds a save may spend retrying to queue its Celery task while the broker is unreachable "
-        "(on top of the broker's own socket timeouts); the row then stays pending for `pagecall_sync`.",
+        "(on top of the broker's own socket timeouts); the row then stays pending for `pagecall_sync`. "
+        "After such a failure the process queues nothing for this many seconds: each task is "
+        "logged in one line, its row left pending for the sweep, so that a transaction that queues "
+        "many tasks waits for the broker once.",
     ),
     Key(
         "WEBHOOK_MAX_BODY_SIZE",

@@ -1,5 +1,6 @@
 """A small progress bar for management commands (no dependency): redrawn in place on a terminal,
-a line every tenth of the way otherwise, so logs from CI stay short."""
+a line every tenth of the way otherwise, so logs from CI stay short. The total may grow on the
+way (a sweep finds follow-ups as it runs)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ class Progress:
         self._tty = bool(getattr(stream, "isatty", lambda: False)())
         self._last_tenth = -1
 
-    def advance(self, step: int = 1) -> None:
+    def advance(self, step: int = 1, total: int | None = None) -> None:
+        """Count ``step`` more done; ``total``, when given, is the total as now known (work
+        found on the way makes it grow)."""
         self.count += step
+        if total is not None:
+            self.total = total
         if self._tty:
             done = self.width * self.count // max(self.total, 1)
             bar = "#" * done + "." * (self.width - done)

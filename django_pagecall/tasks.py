@@ -86,11 +86,27 @@ def run_action(self: Task[Any, Any], action_pk: int, using: str = "default") -> 
 
 
 @shared_task(name="django_pagecall.tasks.sync", ignore_result=True)
-def sync(using: str = "default") -> dict[str, int]:
+def sync(using: str | None = None) -> dict[str, int]:
     """The periodic sweep: send every room and member that is pending or stuck.
 
-    Schedule it with Celery beat (one beat only), e.g. every minute.
+    Schedule it with Celery beat (one beat only), e.g. every minute. It sweeps every database
+    alias the app's tables are migrated on (``using``: that alias only), and returns how many
+    units were sent (``done``), refused or given up on (``failed``: the rows keep the error),
+    and left to retry.
     """
-    result = _sync.sweep(using)
-    logger.info("Pagecall sync: %s done, %s to retry", result.done, result.retry)
-    return {"done": result.done, "retry": result.retry}
+    from .sync.sweep import aliases
+
+    total = _sync.SweepResult()
+    for alias in aliases(using):
+        result = _sync.sweep(alias)
+        logger.info(
+            "Pagecall sync of %r: %s done, %s failed, %s to retry",
+            alias,
+            result.done,
+            result.failed,
+            result.retry,
+        )
+        total.done += result.done
+        total.failed += result.failed
+        total.retry += result.retry
+    return {"done": total.done, "failed": total.failed, "retry": total.retry}

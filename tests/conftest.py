@@ -66,6 +66,17 @@ def _eager_unless_integration(request: pytest.FixtureRequest) -> Iterator[None]:
     celery_app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _publishing_not_paused() -> Iterator[None]:
+    """A publish that failed pauses publishing in the process (``PUBLISH_TIMEOUT``): not past
+    the test that made it fail."""
+    from django_pagecall.sync import publishing
+
+    publishing.resume()
+    yield
+    publishing.resume()
+
+
 def use_broker(url: str) -> str:
     """Point the test app at another broker and drop its pools; returns the previous URL."""
     previous = str(celery_app.conf.broker_url)

@@ -40,7 +40,7 @@ class PendingActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description=_("Send the selected calls to Pagecall now"), permissions=["send"])
     def send_now(self, request: HttpRequest, queryset: QuerySet[PendingAction]) -> None:
         using = queryset.db
-        done = sum(sync.run("run_action", action.pk, using) for action in queryset)
+        done = sum(sync.run("run_action", action.pk, using) == "sent" for action in queryset)
         left = queryset.count()
         level = messages.SUCCESS if not left else messages.WARNING
         self.message_user(

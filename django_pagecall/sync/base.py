@@ -54,11 +54,33 @@ def _until(moment: Any) -> float:
 
 
 def _enqueue(task_name: str, *args: Any) -> None:
-    """Queue a task; if the broker cannot take it, log and leave the row for the sweep."""
-    from .. import tasks
+    """Queue a task; if the broker cannot take it, log and leave the row for the sweep.
 
+    During an inline sweep nothing is published: the row says what is left to do, and the
+    sweep's next pass over :func:`~django_pagecall.sync.pending_work` runs it. After a publish
+    failed, nothing is published by this process for ``PUBLISH_TIMEOUT`` seconds: each task
+    is logged in one line and its row stays pending, so that a save that queues many tasks
+    while the broker is down waits for the broker once.
+    """
+    from .. import tasks
+    from . import publishing
+
+    if publishing.in_inline_sweep():
+        logger.debug("%s%r: left to the sweep's next pass", task_name, args)
+        return
+    paused = publishing.paused_for()
+    if paused:
+        logger.warning(
+            "Not queueing %s%r: the broker was unreachable moments ago (this process tries it "
+            "again in %.1f s). The row stays pending; `manage.py pagecall_sync` or the periodic "
+            "task django_pagecall.tasks.sync will send it.",
+            task_name,
+            args,
+            paused,
+        )
+        return
     task = getattr(tasks, task_name)
-    timeout = pagecall_settings.PUBLISH_TIMEOUT
+    timeout = float(pagecall_settings.PUBLISH_TIMEOUT)
     try:
         task.apply_async(
             args=args,
@@ -73,11 +95,14 @@ def _enqueue(task_name: str, *args: Any) -> None:
             },
         )
     except Exception:
+        publishing.pause(timeout)
         logger.exception(
             "Could not queue %s%r: the broker is unreachable. The row stays pending; "
-            "`manage.py pagecall_sync` or the periodic task django_pagecall.tasks.sync will send it.",
+            "`manage.py pagecall_sync` or the periodic task django_pagecall.tasks.sync will send it. "
+            "This process queues nothing more for %s s.",
             task_name,
             args,
+            timeout,
         )
 
 

@@ -1,7 +1,11 @@
 """``manage.py pagecall_sync``: send to Pagecall every room and member that has not reached it.
 
 Runs inline, without Celery, so it also works while the broker is down. Safe
-to run at any time, beside workers: each row is claimed before it is sent.
+to run at any time, beside workers: each row is claimed before it is sent. Sweeps every
+database alias the app's tables are migrated on, or the one given with ``--database``.
+Prints ``N sent, M failed, K to retry`` and exits with status 1 when anything failed or is
+left to retry (the message says where to look).
+
 ``--sessions`` then fills in the sessions webhooks missed, from Pagecall's
 list of each open room's sessions (:mod:`django_pagecall.webhooks.reconcile`).
 """
@@ -10,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any, TextIO, cast
 
-from django.core.management.base import BaseCommand, CommandParser
-from django.db import DEFAULT_DB_ALIAS
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import sync
 from ...progress import Progress
+from ...sync.sweep import SweepStep
+from ...sync.sweep import aliases as sweep_aliases
 from ...webhooks import reconcile
 
 
@@ -22,7 +27,11 @@ class Command(BaseCommand):
     help = "Send pending and stuck rooms and members to Pagecall, and pending changes."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias to sweep.")
+        parser.add_argument(
+            "--database",
+            default=None,
+            help="Database alias to sweep (default: every alias the app's tables are migrated on).",
+        )
         parser.add_argument(
             "--dry-run", action="store_true", help="List what would be sent, send nothing."
         )
@@ -34,48 +43,88 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self._sweep(options["database"], options["dry_run"])
+        aliases = sweep_aliases(options["database"])
+        total = sync.SweepResult()
+        several = len(aliases) > 1  # then each line names its alias
+        for alias in aliases:
+            result = self._sweep(alias, options["dry_run"], several)
+            total.done += result.done
+            total.failed += result.failed
+            total.retry += result.retry
         if options["sessions"]:
-            self._reconcile(options["database"], options["dry_run"])
+            for alias in aliases:
+                self._reconcile(alias, options["dry_run"], several)
+        if total.failed or total.retry:
+            raise CommandError(self._unsettled(total), returncode=1)
 
-    def _sweep(self, using: str, dry_run: bool) -> None:
-        work = sync.pending_work(using)
+    def _sweep(self, using: str, dry_run: bool, several: bool) -> sync.SweepResult:
+        prefix = f"{using}: " if several else ""
         if dry_run:
+            work = sync.pending_work(using)
             for name, pk in work:
-                self.stdout.write(f"{name} {pk}")
-            self.stdout.write(f"{len(work)} to send")
-            return
-        if not work:
-            self.stdout.write("Nothing to send: every room and member is on Pagecall.")
-            return
-        progress = Progress(len(work), cast(TextIO, self.stderr._out), label="pagecall_sync")
-        result = sync.SweepResult()
-        for name, pk in work:
-            if sync.run(name, pk, using):
-                result.done += 1
-            else:
-                result.retry += 1
-            progress.advance()
-        self.stdout.write(
-            self.style.SUCCESS(f"{result.done} sent")
-            + (self.style.WARNING(f", {result.retry} to retry") if result.retry else "")
-        )
+                self.stdout.write(f"{prefix}{name} {pk}")
+            self.stdout.write(f"{prefix}{len(work)} to send")
+            return sync.SweepResult()
+        bar: Progress | None = None
+        label = f"pagecall_sync {using}" if several else "pagecall_sync"
 
-    def _reconcile(self, using: str, dry_run: bool) -> None:
+        def advance(step: SweepStep) -> None:
+            nonlocal bar
+            if bar is None:
+                bar = Progress(step.total, cast(TextIO, self.stderr._out), label=label)
+            bar.advance(total=step.total)
+
+        result = sync.sweep(using, progress=advance)
+        for error in result.errors:
+            self.stderr.write(f"{prefix}{error}")
+        if not result.total:
+            self.stdout.write(f"{prefix}Nothing to send: every room and member is on Pagecall.")
+            return result
+        failed, retry = f"{result.failed} failed", f"{result.retry} to retry"
+        self.stdout.write(
+            f"{prefix}{self.style.SUCCESS(f'{result.done} sent')}, "
+            f"{self.style.ERROR(failed) if result.failed else failed}, "
+            f"{self.style.WARNING(retry) if result.retry else retry}"
+        )
+        return result
+
+    @staticmethod
+    def _unsettled(result: sync.SweepResult) -> str:
+        """What the exit status 1 is about, and where to look."""
+        parts = []
+        if result.failed:
+            parts.append(
+                f"{result.failed} failed: Pagecall refused them or the app gave up. Each row "
+                "keeps the error in sync_error (failed rooms and members; rooms and members "
+                "whose update was refused); the admin lists them, and a failed room can be "
+                "sent again with its retry action."
+            )
+        if result.retry:
+            parts.append(
+                f"{result.retry} to retry: Pagecall did not answer or is still busy with them; "
+                "the log says why. Run pagecall_sync again later (the periodic task "
+                "django_pagecall.tasks.sync also will)."
+            )
+        return " ".join(parts)
+
+    def _reconcile(self, using: str, dry_run: bool, several: bool) -> None:
+        prefix = f"{using}: " if several else ""
         rooms = list(reconcile.rooms_to_reconcile(using))
         if dry_run:
             for room in rooms:
-                self.stdout.write(f"reconcile_sessions {room.pk}")
-            self.stdout.write(f"{len(rooms)} room(s) to reconcile")
+                self.stdout.write(f"{prefix}reconcile_sessions {room.pk}")
+            self.stdout.write(f"{prefix}{len(rooms)} room(s) to reconcile")
             return
-        progress = Progress(len(rooms), cast(TextIO, self.stderr._out), label="sessions")
+        label = f"sessions {using}" if several else "sessions"
+        progress = Progress(len(rooms), cast(TextIO, self.stderr._out), label=label)
         result = reconcile.reconcile_sessions(
             rooms, using, progress=lambda room: progress.advance()
         )
         for error in result.errors:
-            self.stderr.write(error)
+            self.stderr.write(f"{prefix}{error}")
         self.stdout.write(
-            self.style.SUCCESS(
+            prefix
+            + self.style.SUCCESS(
                 f"{result.rooms} room(s) reconciled: {result.created} session(s) added, "
                 f"{result.updated} completed"
             )

@@ -1,0 +1,36 @@
+"""The test settings with two more database aliases, for ``tests/test_sweep_databases.py``:
+
+* ``other``, on which the app's tables are migrated, like ``default``;
+* ``reports``, on which a router keeps them off (its test database is never created: a query
+  sent there fails the test).
+
+Run with ``pytest --ds tests.settings_databases tests/test_sweep_databases.py`` (the nox
+sessions do); under ``tests.settings`` that file is skipped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.settings import *  # noqa: F403
+from tests.settings import DATABASE_URL, DATABASES, database_from_url
+
+
+def _another(suffix: str) -> dict[str, Any]:
+    database = database_from_url(DATABASE_URL)
+    if database["ENGINE"] != "django.db.backends.sqlite3":
+        database["NAME"] = f"{database['NAME']}_{suffix}"
+    return {**DATABASES["default"], **database}
+
+
+DATABASES = {**DATABASES, "other": _another("other"), "reports": _another("reports")}
+
+
+class KeepPagecallOffReports:
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        if db == "reports":
+            return app_label not in ("django_pagecall",)
+        return None
+
+
+DATABASE_ROUTERS = ["tests.settings_databases.KeepPagecallOffReports"]
