@@ -106,7 +106,5 @@ def sync(using: str | None = None) -> dict[str, int]:
             result.failed,
             result.retry,
         )
-        total.done += result.done
-        total.failed += result.failed
-        total.retry += result.retry
+        total.add(result)
     return {"done": total.done, "failed": total.failed, "retry": total.retry}

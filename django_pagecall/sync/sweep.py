@@ -56,6 +56,13 @@ class SweepResult:
         else:
             self.retry += 1
 
+    def add(self, other: SweepResult) -> None:
+        """Count in another sweep's units (one alias's, when several are swept)."""
+        self.done += other.done
+        self.failed += other.failed
+        self.retry += other.retry
+        self.errors += other.errors
+
 
 @dataclass(frozen=True)
 class SweepStep:

@@ -48,9 +48,7 @@ class Command(BaseCommand):
         several = len(aliases) > 1  # then each line names its alias
         for alias in aliases:
             result = self._sweep(alias, options["dry_run"], several)
-            total.done += result.done
-            total.failed += result.failed
-            total.retry += result.retry
+            total.add(result)
         if options["sessions"]:
             for alias in aliases:
                 self._reconcile(alias, options["dry_run"], several)
