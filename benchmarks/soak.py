@@ -294,7 +294,7 @@ class Soak:
     def loader(self, n: int) -> None:
         import requests
 
-        from django_pagecall.webhook_auth import SECRET_HEADER
+        from django_pagecall.webhooks.auth import SECRET_HEADER
 
         expected = {
             "duplicate": {200, 202},
@@ -458,7 +458,7 @@ class Soak:
 
     def check(self) -> list[str]:
         from django_pagecall.models import Member, Room, Session, SyncState, WebhookDelivery
-        from django_pagecall.resources import parse_datetime
+        from django_pagecall.remote import parse_datetime
 
         failures: list[str] = []
         figures: list[tuple[str, Any]] = []

@@ -14,7 +14,7 @@ shaped like Pagecall's: each session joins then leaves, rooms round-robin, one
 request in ten a duplicate of the one before, each room's own headers. The
 ceiling gets the same bodies and does one ``INSERT`` through Django's
 connection. The writes floor (:func:`writes_floor_view`) runs the app's own
-statement with nothing around it, to tell what the writes every webhook needs
+writes with nothing around it, to tell what the writes every webhook needs
 cost from what the view around them costs. The three run side by side,
 rotating, ``--rounds`` times; medians are reported, with webhook/ceiling
 ratios for requests per second and p99 latency, and the floor's. Then it
@@ -83,28 +83,23 @@ def ceiling_view(request: Any) -> Any:
 
 
 def writes_floor_view(request: Any) -> Any:
-    """The writes floor: what every webhook costs the database, alone. The body decoded and
-    checked for the plain shape only, the room's pk taken from its header unchecked, then the
-    app's own statement (``django_pagecall_receive_webhook``: the delivery with its headers
-    masked as the app masks them, the session, the counters) and a small JSON answer; no DRF,
-    no authentication, nothing for errors or signals."""
+    """The writes floor: what every webhook costs the database, alone. The room's pk taken from
+    its header unchecked, then the app's own :func:`~django_pagecall.webhooks.processing.receive`
+    (the delivery, the session, the counters, in one transaction) and a small JSON answer; no
+    DRF, no authentication."""
     from django.http import JsonResponse
-    from django.utils import timezone
 
-    from django_pagecall.webhook_auth import ROOM_HEADER
-    from django_pagecall.webhooks import queries
-    from django_pagecall.webhooks.processing import masked_headers
-    from django_pagecall.webhooks.serializers import plainly_valid
+    from django_pagecall.webhooks.auth import ROOM_HEADER
+    from django_pagecall.webhooks.processing import receive
 
-    raw = request.body
-    event = plainly_valid(json.loads(raw))
-    if event is None:
-        return JsonResponse({"error": "invalid"}, status=400)
-    received = queries.receive_postgresql(
-        int(request.headers[ROOM_HEADER]), event, masked_headers(request.headers), raw.decode(),
-        request.META.get("REMOTE_ADDR"), timezone.now(), "default", rows=False,
-    )  # fmt: skip
-    return JsonResponse({"status": received.outcome})
+    outcome = receive(
+        int(request.headers[ROOM_HEADER]),
+        request.body,
+        request.headers,
+        request.META.get("REMOTE_ADDR"),
+        "default",
+    )
+    return JsonResponse(outcome.body, status=outcome.status)
 
 
 def __getattr__(name: str) -> Any:
@@ -199,7 +194,7 @@ def setup_database(rooms: int) -> list[tuple[str, str, str]]:
     from django.db import connection
 
     from django_pagecall.models import Room, SyncState
-    from django_pagecall.webhook_auth import SECRET_HEADER, headers_for_room
+    from django_pagecall.webhooks.auth import SECRET_HEADER, headers_for_room
 
     with connection.cursor() as cursor:
         cursor.execute(

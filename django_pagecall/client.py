@@ -1,7 +1,7 @@
 """The Pagecall REST client: the only code in the app that speaks HTTP to Pagecall.
 
 It knows nothing of the ORM. Each operation of Pagecall's OpenAPI spec is one
-method that returns the typed objects of :mod:`django_pagecall.resources`, and
+method that returns the typed objects of :mod:`django_pagecall.remote`, and
 every failure is one of the exceptions of :mod:`django_pagecall.exceptions`,
 classified by whether the request may have been carried out.
 
@@ -41,7 +41,7 @@ from .exceptions import (
     PagecallResponseError,
     PagecallTransientError,
 )
-from .resources import Member, Page, Room, Session, User, describe_missing
+from .remote import Member, Page, Room, Session, User, describe_missing
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from . import sync as _sync
+from . import sync as syncing
 from .conf import pagecall_settings
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def backoff(retries: int) -> float:
 def _retrying(task: Task[Any, Any], func: Callable[..., None], *args: Any) -> None:
     try:
         func(*args)
-    except _sync.RetryLater as exc:
+    except syncing.RetryLater as exc:
         countdown = max(backoff(task.request.retries), exc.countdown or 0.0)
         if task.request.retries >= pagecall_settings.MAX_ATTEMPTS:
             logger.warning(
@@ -61,28 +61,28 @@ def _retrying(task: Task[Any, Any], func: Callable[..., None], *args: Any) -> No
 
 @shared_task(name="django_pagecall.tasks.create_room", **TASK_OPTIONS)
 def create_room(self: Task[Any, Any], room_pk: int, using: str = "default") -> None:
-    _retrying(self, _sync.create_room, room_pk, using)
+    _retrying(self, syncing.create_room, room_pk, using)
 
 
 @shared_task(name="django_pagecall.tasks.update_room", **TASK_OPTIONS)
 def update_room(self: Task[Any, Any], room_pk: int, using: str = "default") -> None:
-    _retrying(self, _sync.update_room, room_pk, using)
+    _retrying(self, syncing.update_room, room_pk, using)
 
 
 @shared_task(name="django_pagecall.tasks.create_member", **TASK_OPTIONS)
 def create_member(self: Task[Any, Any], member_pk: int, using: str = "default") -> None:
-    _retrying(self, _sync.create_member, member_pk, using)
+    _retrying(self, syncing.create_member, member_pk, using)
 
 
 @shared_task(name="django_pagecall.tasks.update_member", **TASK_OPTIONS)
 def update_member(self: Task[Any, Any], member_pk: int, using: str = "default") -> None:
-    _retrying(self, _sync.update_member, member_pk, using)
+    _retrying(self, syncing.update_member, member_pk, using)
 
 
 @shared_task(name="django_pagecall.tasks.run_action", **TASK_OPTIONS)
 def run_action(self: Task[Any, Any], action_pk: int, using: str = "default") -> None:
     """A call owed for a deleted row: blocking a removed member, deleting a room."""
-    _retrying(self, _sync.run_action, action_pk, using)
+    _retrying(self, syncing.run_action, action_pk, using)
 
 
 @shared_task(name="django_pagecall.tasks.sync", ignore_result=True)
@@ -96,9 +96,9 @@ def sync(using: str | None = None) -> dict[str, int]:
     """
     from .sync.sweep import aliases
 
-    total = _sync.SweepResult()
+    total = syncing.SweepResult()
     for alias in aliases(using):
-        result = _sync.sweep(alias)
+        result = syncing.sweep(alias)
         logger.info(
             "Pagecall sync of %r: %s done, %s failed, %s to retry",
             alias,

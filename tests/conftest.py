@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.celery_app import app as celery_app
 from tests.redis_server import RedisServer, RedisUnavailable
@@ -38,23 +40,42 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
-def requires_postgres() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: a worker in another thread or process shares the database")
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
-@pytest.fixture(params=["statements", "orm"])
-def creation_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a room-creation test on both paths: PostgreSQL's hand-written statements
-    (``django_pagecall.sync.queries``) and the ORM's, which every other database uses."""
-    from django_pagecall.sync import queries
+@contextmanager
+def at_most(statements: int, *, transactions: int) -> Iterator[list[str]]:
+    """Hold a block to a budget: at most ``statements`` statements besides transaction control
+    (which some backends log and others don't), and at most ``transactions`` commits."""
+    commits: list[None] = []
+    commit = connection.commit
 
-    if request.param == "statements":
-        if connection.vendor != "postgresql":
-            pytest.skip("the hand-written statements are PostgreSQL's")
-    else:
-        monkeypatch.setattr(queries, "supported", lambda using: False)
-    return str(request.param)
+    def counting_commit() -> None:
+        commits.append(None)
+        commit()
+
+    connection.commit = counting_commit  # type: ignore[method-assign]
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            sql: list[str] = []
+            yield sql
+    finally:
+        del connection.commit  # type: ignore[method-assign]
+    sql += [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].split(maxsplit=1)[0].upper() not in TRANSACTION_CONTROL
+    ]
+    assert len(sql) <= statements, "\n".join(sql)
+    assert len(commits) <= transactions
+
+
+def requires_server_database() -> None:
+    if connection.vendor not in ("postgresql", "mysql"):
+        pytest.skip("needs a database server: a worker in another thread or process shares it")
+
+
+requires_postgres = requires_server_database
 
 
 @pytest.fixture(autouse=True)

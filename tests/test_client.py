@@ -22,7 +22,7 @@ from django_pagecall.client import PagecallClient
 from django_pagecall.emulator import Emulator
 from django_pagecall.emulator.api import RequestRecord
 from django_pagecall.exceptions import PagecallRefused
-from django_pagecall.resources import Member, Page, Room, Session, User
+from django_pagecall.remote import Member, Page, Room, Session, User
 
 HEX_ID = re.compile(r"^[0-9a-f]{24}$")
 

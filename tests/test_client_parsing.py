@@ -16,7 +16,7 @@ import pytest
 from django_pagecall.client import PagecallClient
 from django_pagecall.emulator import Emulator
 from django_pagecall.exceptions import PagecallResponseError
-from django_pagecall.resources import DEPRECATED, Member, Page, Room, Session, User, parse_datetime
+from django_pagecall.remote import DEPRECATED, Member, Page, Room, Session, User, parse_datetime
 
 ROOM_ID = "000585f36eed9e8fb6b655b4"
 

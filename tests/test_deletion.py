@@ -17,7 +17,7 @@ from django.db import connections, transaction
 from django_pagecall import sync
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Member, PendingAction, Room, SyncState
-from tests.conftest import wait_for
+from tests.conftest import requires_server_database, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,6 +38,7 @@ def puts(emu: Emulator) -> list[dict[str, Any]]:
 
 
 def in_a_thread(func: Callable[[], None]) -> tuple[threading.Thread, list[BaseException]]:
+    requires_server_database()  # SQLite's shared in-memory database locks whole tables
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -78,7 +79,6 @@ def test_deleting_a_member_that_was_never_sent_owes_nothing(pagecall_emulator: E
     assert PendingAction.objects.count() == 0
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_a_member_deleted_while_the_room_is_created_with_them_is_blocked_once_it_is(
     pagecall_emulator: Emulator,
 ) -> None:
@@ -119,7 +119,7 @@ def test_a_block_waiting_for_a_room_that_is_sent_again_without_the_member_is_dro
 ) -> None:
     Room.objects.bulk_create([Room(name="Resent", type="private")])
     room = Room.objects.get()
-    Room.objects.filter(pk=room.pk).update(sync_state=SyncState.CREATING, sent_name="Resent")
+    Room.objects.filter(pk=room.pk).update(sync_state=SyncState.CREATING, name_in_flight="Resent")
     Member.objects.bulk_create([Member(room=room, user_id="gone")])
     with transaction.atomic():
         Member.objects.get(user_id="gone").delete()
@@ -132,7 +132,6 @@ def test_a_block_waiting_for_a_room_that_is_sent_again_without_the_member_is_dro
     assert puts(pagecall_emulator) == []
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_a_member_removed_before_it_was_sent_is_never_added(pagecall_emulator: Emulator) -> None:
     with transaction.atomic():
         Room.objects.bulk_create([Room(name="Removed early", type="private")])

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from django_pagecall import resources
+from django_pagecall import remote
 from django_pagecall.client import AMBIGUOUS_STATUSES, RETRYABLE_CLIENT_STATUSES, PagecallClient
 from django_pagecall.emulator import Emulator
 from django_pagecall.exceptions import (
@@ -28,7 +28,7 @@ from django_pagecall.exceptions import (
     PagecallResponseError,
     PagecallTransientError,
 )
-from django_pagecall.resources import DEPRECATED, parse_datetime
+from django_pagecall.remote import DEPRECATED, parse_datetime
 
 FUZZ = settings(
     max_examples=80,
@@ -38,14 +38,14 @@ FUZZ = settings(
 )
 
 ROOM_ID = "000585f36eed9e8fb6b655b4"
-RESOURCES = [resources.Room, resources.Member, resources.User, resources.Session, resources.Page]
+RESOURCES = [remote.Room, remote.Member, remote.User, remote.Session, remote.Page]
 #: The field each kind cannot do without (everything else reads as None when malformed).
 IDENTIFIER = {
-    resources.Room: "id",
-    resources.Member: "id",
-    resources.User: "user_id",
-    resources.Session: "id",
-    resources.Page: "id",
+    remote.Room: "id",
+    remote.Member: "id",
+    remote.User: "user_id",
+    remote.Session: "id",
+    remote.Page: "id",
 }
 
 texts = st.text(max_size=30)
@@ -81,7 +81,7 @@ def resource_bodies(kind: type[Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 def assert_typed(obj: Any) -> None:
     """Every field holds what its annotation says (or None where it is optional)."""
-    hints = get_type_hints(type(obj), vars(resources))
+    hints = get_type_hints(type(obj), vars(remote))
     for f in fields(obj):
         value = getattr(obj, f.name)
         hint = str(hints[f.name])
@@ -181,7 +181,7 @@ def test_any_answer_to_get_room_is_a_room_or_a_classified_error(
 @FUZZ
 @given(
     status=st.sampled_from([200, 201]),
-    items=st.lists(st.one_of(resource_bodies(resources.Room), json_values), max_size=4),
+    items=st.lists(st.one_of(resource_bodies(remote.Room), json_values), max_size=4),
     paging=st.one_of(json_values, st.fixed_dictionaries({"total": json_values})),
     wrapper=st.sampled_from(["rooms", "other", None]),
 )

@@ -1,5 +1,4 @@
-"""Creating a room while other things happen to it, on both paths of ``sync.create_room``:
-PostgreSQL's hand-written statements (claim, store, follow-ups) and the ORM's.
+"""Creating a room while other things happen to it (``sync.create_room``).
 
 Tasks run eagerly; the room is created in a thread of its own while the test, on its own
 database connection, does what a site or another worker would do during the ``POST /rooms``
@@ -22,11 +21,11 @@ from django.utils import timezone
 from django_pagecall import signals, sync
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import DeletedRoom, Member, Room, SyncState
-from django_pagecall.resources import Room as RemoteRoom
+from django_pagecall import remote
 from django_pagecall.sync import rooms as room_sync
-from tests.conftest import wait_for
+from tests.conftest import at_most, requires_server_database, wait_for
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("creation_path")]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 SLOW_POST = 0.6  # seconds the emulator holds ``POST /rooms`` back
 
@@ -58,6 +57,7 @@ def pending_room(name: str = "Standup", members: tuple[str, ...] = ("ann", "bob"
 
 def creating_in_a_thread(room: Room, emu: Emulator) -> tuple[threading.Thread, list[BaseException]]:
     """Start ``create_room`` in a thread with a slow POST; return once the POST is under way."""
+    requires_server_database()  # SQLite's shared in-memory database locks whole tables
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -196,9 +196,10 @@ def test_a_pagecall_id_of_another_room_is_refused_and_changes_nothing(
     lease = timezone.now() + timedelta(minutes=1)
     Room.objects.filter(pk=room.pk).update(sync_state=SyncState.CREATING, lease_until=lease)
     member_pks = list(room.members.values_list("pk", flat=True))
-    remote = RemoteRoom(id="taken", name=room.name, type="public")
+    taken = remote.Room(id="taken", name=room.name, type="public")
+    room.lease_until = lease
     with pytest.raises(IntegrityError):
-        room_sync._store_created(room, remote, "default", lease, member_pks)
+        room_sync.store(room, taken, "default", member_pks)
     room.refresh_from_db()
     assert room.sync_state == SyncState.CREATING
     assert room.pagecall_id is None
@@ -206,169 +207,18 @@ def test_a_pagecall_id_of_another_room_is_refused_and_changes_nothing(
     assert created == []
 
 
-def test_the_usual_creation_takes_two_statements_on_postgresql(
-    pagecall_emulator: Emulator, creation_path: str
+def test_a_creation_takes_at_most_eight_queries_in_two_transactions(
+    pagecall_emulator: Emulator,
 ) -> None:
-    """The claim, then one call that stores the room, commits, and looks for its follow-ups."""
-    if creation_path != "statements":
-        pytest.skip("the ORM path's statements are the ORM's")
+    """Without the HTTP call: the claim is committed before it, the result after it."""
     room = pending_room()
-    with CaptureQueriesContext(connection) as queries:
+    with at_most(8, transactions=2) as statements:
         sync.create_room(room.pk)
-    statements = [q["sql"] for q in queries.captured_queries]
-    assert len(statements) == 2, statements
-    claim, store = statements
-    assert "FROM django_pagecall_claim_room(" in claim
-    assert store.startswith("CALL django_pagecall_store_room_and_follow_up(")
     room.refresh_from_db()
     assert room.sync_state == SyncState.SYNCED
-    assert set(room.members.values_list("sync_state", flat=True)) == {SyncState.SYNCED}
-
-
-@pytest.mark.parametrize("room_type", ["public", "private"])
-def test_sending_a_claimed_room_reads_no_field_the_claim_left_out(
-    pagecall_emulator: Emulator, creation_path: str, room_type: str
-) -> None:
-    """The claim loads only the columns sending reads (``queries.CLAIMED_ROOM``); a field it
-    left out would be loaded by a query of its own, which this would see. A private room's
-    members are registered first, which reads them too."""
-    if creation_path != "statements":
-        pytest.skip("the ORM path reads whole rows")
-    room = pending_room()
-    Room.objects.filter(pk=room.pk).update(type=room_type, max_meeting_seconds=900)
-    with CaptureQueriesContext(connection) as queries:
-        sync.create_room(room.pk)
-    reads = [
-        q["sql"]
-        for q in queries.captured_queries
-        if q["sql"].startswith("SELECT")
-        and (
-            'FROM "django_pagecall_room"' in q["sql"] or 'FROM "django_pagecall_member"' in q["sql"]
-        )
-    ]
-    assert reads == []
-    (body,) = [r["body"] for r in posts(pagecall_emulator)]
-    assert (body["type"], body["max_meeting_seconds"]) == (room_type, 900)
-    assert sorted(m["user_id"] for m in body["members"]) == ["ann", "bob"]
-    assert Room.objects.get(pk=room.pk).sync_state == SyncState.SYNCED
-    if room_type == "private":
-        assert sorted(r["body"]["user_id"] for r in posts(pagecall_emulator, "/users")) == [
-            "ann",
-            "bob",
-        ]
-
-
-def _prepared_statements() -> list[str]:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY prepare_time")
-        return [row[0] for row in cursor.fetchall()]
-
-
-@pytest.mark.parametrize("threshold", [None, 2])
-def test_the_creation_statements_are_prepared_only_where_the_site_says_so(
-    pagecall_emulator: Emulator, creation_path: str, threshold: int | None
-) -> None:
-    """Django's default (``prepare_threshold`` None) prepares nothing, so a transaction-mode
-    pooler is fine; with ``OPTIONS["prepare_threshold"]`` (README), the claim and the store are
-    prepared on the connection once they have run that many times (psycopg prepares the run
-    after)."""
-    if creation_path != "statements":
-        pytest.skip("only the PostgreSQL statements are bound on the server")
-    options = connection.settings_dict.setdefault("OPTIONS", {})
-    saved = dict(options)
-    if threshold is not None:
-        options["prepare_threshold"] = threshold
-    connection.close()  # the next statement connects with the options
-    try:
-        rooms = [pending_room(f"Prepared {i}") for i in range((threshold or 2) + 1)]
-        for room in rooms:
-            sync.create_room(room.pk)
-        prepared = _prepared_statements()
-        assert [r.sync_state for r in Room.objects.filter(pk__in=[r.pk for r in rooms])] == [
-            SyncState.SYNCED
-        ] * len(rooms)
-    finally:
-        options.clear()
-        options.update(saved)
-        connection.close()
-    calls = _creation_calls(prepared)
-    if threshold is None:
-        assert prepared == []
-    else:
-        assert calls == ["claim_room", "store_room_and_follow_up"], prepared
-
-
-def _creation_calls(statements: list[str]) -> list[str]:
-    """The app's functions and procedure called, in order (``claim_room``, ...)."""
-    return [
-        s.split("django_pagecall_")[1].split("(")[0] for s in statements if "django_pagecall_" in s
-    ]
-
-
-def test_inside_a_transaction_the_store_and_the_follow_ups_are_two_statements(
-    pagecall_emulator: Emulator, creation_path: str
-) -> None:
-    """The procedure commits, which PostgreSQL refuses inside a transaction block: there the
-    store and the follow-ups are sent apart, and the caller's transaction commits them."""
-    if creation_path != "statements":
-        pytest.skip("the ORM path's statements are the ORM's")
-    room = pending_room()
-    with CaptureQueriesContext(connection) as queries, transaction.atomic():
-        sync.create_room(room.pk)
-    calls = _creation_calls([q["sql"] for q in queries.captured_queries])
-    assert calls == ["claim_room", "store_room", "room_follow_ups"]
-    room.refresh_from_db()
-    assert room.sync_state == SyncState.SYNCED
-
-
-def test_with_room_created_receivers_they_get_the_row_as_stored_before_the_follow_ups(
-    pagecall_emulator: Emulator, creation_path: str, created: list[Room]
-) -> None:
-    """A receiver gets the row the storing statement returned, sent once it is committed and
-    before the follow-ups are looked for: the one-round-trip procedure is not used then."""
-    if creation_path != "statements":
-        pytest.skip("the ORM path's statements are the ORM's")
-    room = pending_room()
-    calls_when_sent: list[list[str]] = []
-
-    def receiver(sender: Any, room: Room, **kwargs: Any) -> None:
-        calls_when_sent.append(_creation_calls([q["sql"] for q in queries.captured_queries]))
-
-    signals.room_created.connect(receiver, weak=False)
-    try:
-        with CaptureQueriesContext(connection) as queries:
-            sync.create_room(room.pk)
-    finally:
-        signals.room_created.disconnect(receiver)
-    assert _creation_calls([q["sql"] for q in queries.captured_queries]) == [
-        "claim_room",
-        "store_room",
-        "room_follow_ups",
-    ]
-    assert calls_when_sent == [["claim_room", "store_room"]]
-    room.refresh_from_db()
-    assert [(r.pk, r.pagecall_id, r.sync_state, r.synced_at) for r in created] == [
-        (room.pk, room.pagecall_id, SyncState.SYNCED, room.synced_at)
-    ]
-
-
-def test_a_transaction_opened_on_the_driver_connection_is_seen(creation_path: str) -> None:
-    """Django's flags alone would say the procedure can commit; the driver's status says not."""
-    if creation_path != "statements":
-        pytest.skip("the procedure is PostgreSQL's")
-    from django_pagecall.sync import queries as creation_queries
-
-    connection.ensure_connection()
-    assert creation_queries.can_commit_inside("default")
-    with connection.cursor() as cursor:
-        cursor.execute("BEGIN")  # behind Django's back: it still thinks autocommit is on
-        try:
-            assert not creation_queries.can_commit_inside("default")
-        finally:
-            cursor.execute("ROLLBACK")
-    assert creation_queries.can_commit_inside("default")
-    with transaction.atomic():
-        assert not creation_queries.can_commit_inside("default")
+    assert len(posts(pagecall_emulator)) == 1
+    writes = [sql.split()[0].upper() for sql in statements]
+    assert writes.count("UPDATE") == 3  # the claim; the room stored and its members marked
 
 
 def _delete(room: Room) -> None:
@@ -394,38 +244,6 @@ def test_a_room_that_is_not_pending_is_not_sent(
     assert created == []
 
 
-FUNCTIONS = (
-    "django_pagecall_claim_room",
-    "django_pagecall_store_room",
-    "django_pagecall_room_follow_ups",
-)
-PROCEDURE = "django_pagecall_store_room_and_follow_up"
-
-
-def test_migrations_0007_and_0008_create_the_functions_and_reversing_them_drops_them(
-    creation_path: str,
-) -> None:
-    if creation_path != "statements":
-        pytest.skip("the functions are PostgreSQL's; other backends get nothing")
-
-    def present() -> set[str]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT proname FROM pg_proc WHERE proname = ANY(%s)", [[*FUNCTIONS, PROCEDURE]]
-            )
-            return {name for (name,) in cursor.fetchall()}
-
-    assert present() == {*FUNCTIONS, PROCEDURE}
-    try:
-        call_command("migrate", "django_pagecall", "0007", verbosity=0)
-        assert present() == set(FUNCTIONS)
-        call_command("migrate", "django_pagecall", "0006", verbosity=0)
-        assert present() == set()
-    finally:
-        call_command("migrate", "django_pagecall", verbosity=0)
-    assert present() == {*FUNCTIONS, PROCEDURE}
-
-
 def _expire_lease(room: Room) -> None:
     """What waiting out ``AMBIGUOUS_GRACE`` does: the claim's lease is in the past."""
     Room.objects.filter(pk=room.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
@@ -439,7 +257,7 @@ def test_a_room_renamed_after_an_unknown_outcome_is_looked_up_by_the_name_it_was
     with pytest.raises(sync.RetryLater):
         sync.create_room(room.pk)
     room = Room.objects.get(pk=room.pk)
-    assert room.sent_name == "Old name"
+    assert room.name_in_flight == "Old name"
     room.name = "New name"  # renamed in the admin meanwhile
     room.save()
     _expire_lease(room)
@@ -478,11 +296,8 @@ def test_a_room_renamed_into_a_name_in_flight_gets_a_pagecall_room_of_its_own(
     assert len(pagecall_emulator.rooms) == 2
 
 
-def test_two_namesakes_claimed_at_the_same_moment_are_never_both_in_flight(
-    creation_path: str,
-) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("a race between two connections; SQLite has one writer")
+def test_two_namesakes_claimed_at_the_same_moment_are_never_both_in_flight() -> None:
+    requires_server_database()
     pairs = 30
     outcomes = []
     for i in range(pairs):
@@ -494,10 +309,9 @@ def test_two_namesakes_claimed_at_the_same_moment_are_never_both_in_flight(
             try:
                 room = Room.objects.get(pk=pk)
                 barrier.wait()
-                if creation_path == "statements":
-                    room_sync._claim_in_one_statement(pk, "default")
-                else:
-                    room_sync._claim(room, "default")
+                room_sync.claim(room, "default")
+            except sync.RetryLater:
+                pass  # the namesake holds the name in flight
             finally:
                 connections.close_all()
 
@@ -511,6 +325,29 @@ def test_two_namesakes_claimed_at_the_same_moment_are_never_both_in_flight(
             thread.join(10)
         outcomes.append(Room.objects.filter(name=name, sync_state=SyncState.CREATING).count())
     assert outcomes == [1] * pairs  # one of each pair claimed, never both
+
+
+def test_a_name_leaves_flight_with_its_room(pagecall_emulator: Emulator) -> None:
+    """Refused or synced, a room frees its name; until then a namesake waits."""
+    first, second = Room.objects.bulk_create([Room(name="Twin"), Room(name="Twin")])
+    pagecall_emulator.inject("POST", "/rooms", status=400)  # refused
+    sync.create_room(first.pk)
+    assert Room.objects.get(pk=first.pk).sync_state == SyncState.FAILED
+    assert Room.objects.get(pk=first.pk).name_in_flight is None
+    pagecall_emulator.inject("POST", "/rooms", drop="after")  # created, the answer lost
+    with pytest.raises(sync.RetryLater):
+        sync.create_room(second.pk)
+    assert Room.objects.get(pk=second.pk).name_in_flight == "Twin"
+    third = Room.objects.bulk_create([Room(name="Twin")])[0]
+    with pytest.raises(sync.RetryLater, match="same name"):
+        sync.create_room(third.pk)  # the namesake waits
+    _expire_lease(second)
+    sync.create_room(second.pk)  # adopts the room Pagecall made
+    sync.create_room(third.pk)
+    assert list(
+        Room.objects.filter(pk__in=[second.pk, third.pk]).values_list("sync_state", "name_in_flight")
+    ) == [(SyncState.SYNCED, None)] * 2
+    assert len(pagecall_emulator.rooms) == 2
 
 
 def test_a_room_deleted_while_pagecall_creates_it_is_deleted_there_when_the_site_says_so(
@@ -534,55 +371,6 @@ def test_a_room_deleted_while_pagecall_creates_it_stays_there_by_default(
     finished(worker, errors)
     assert len(pagecall_emulator.rooms) == 1  # DELETE_REMOTE_ROOMS is False
     assert [r["method"] for r in pagecall_emulator.requests] == ["POST"]
-
-
-def test_migration_0010_records_the_name_sent_and_reversing_it_restores_the_claim(
-    creation_path: str,
-) -> None:
-    if creation_path != "statements":
-        pytest.skip("the claim function is PostgreSQL's")
-    from django.db.migrations.executor import MigrationExecutor
-
-    def claim_source() -> str:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [FUNCTIONS[0]])
-            (source,) = cursor.fetchone()
-        return str(source)
-
-    def columns() -> set[str]:
-        with connection.cursor() as cursor:
-            return {
-                c.name
-                for c in connection.introspection.get_table_description(cursor, Room._meta.db_table)
-            }
-
-    assert "sent_name" in claim_source()
-    try:
-        call_command("migrate", "django_pagecall", "0009", verbosity=0)
-        assert "sent_name" not in claim_source()
-        assert "sent_name" not in columns()
-        # Rooms in flight during the upgrade: the first of each name gets it as its name sent.
-        old = MigrationExecutor(connection).loader.project_state(
-            ("django_pagecall", "0009_admin_list_indexes")
-        )
-        OldRoom = old.apps.get_model("django_pagecall", "Room")
-        OldRoom.objects.bulk_create(
-            [
-                OldRoom(name="Busy", sync_state="creating"),
-                OldRoom(name="Busy", sync_state="creating"),
-                OldRoom(name="Quiet", sync_state="pending"),
-            ]
-        )
-        call_command("migrate", "django_pagecall", "0010", verbosity=0)
-        assert list(Room.objects.order_by("pk").values_list("name", "sent_name")) == [
-            ("Busy", "Busy"),
-            ("Busy", None),
-            ("Quiet", None),
-        ]
-        assert "sent_name" in claim_source()
-    finally:
-        call_command("migrate", "django_pagecall", verbosity=0)
-    assert "sent_name" in claim_source()
 
 
 def test_a_namesake_deleted_locally_is_not_adopted(pagecall_emulator: Emulator) -> None:

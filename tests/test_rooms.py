@@ -20,8 +20,8 @@ from kombu.exceptions import OperationalError
 from django_pagecall import signals, sync
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Member, PagecallUser, Room, SyncState
-from django_pagecall.webhook_auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
-from tests.conftest import wait_for
+from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
+from tests.conftest import requires_server_database, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -68,7 +68,6 @@ def make_room(**fields: Any) -> Room:
     return Room.objects.create(**fields)
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_saving_a_room_with_members_sends_one_create(
     pagecall_emulator: Emulator, fired: Recorder
 ) -> None:
@@ -172,7 +171,6 @@ def test_no_webhook_url_creates_the_room_without_webhook(
     assert "webhook" not in post["body"]
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_transient_failures_are_retried_then_one_room(
     pagecall_emulator: Emulator, fired: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -201,7 +199,6 @@ def test_transient_failures_are_retried_then_one_room(
     assert created.getMessage() == f"Room {room.pk} 'Weekly' is on Pagecall as {room.pagecall_id}"
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_created_then_connection_dropped_adopts_the_room(
     pagecall_emulator: Emulator, fired: Recorder
 ) -> None:
@@ -217,7 +214,6 @@ def test_created_then_connection_dropped_adopts_the_room(
     assert len(fired.named("room_created")) == 1
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_dropped_before_carrying_out_is_looked_up_then_sent_again(
     pagecall_emulator: Emulator,
 ) -> None:
@@ -241,8 +237,6 @@ def test_read_timeout_is_ambiguous_and_adopts(pagecall_emulator: Emulator, setti
     assert len(pagecall_emulator.rooms) == 1
 
 
-@pytest.mark.usefixtures("creation_path")
-@pytest.mark.usefixtures("creation_path")
 def test_a_refusal_fails_the_room_once(pagecall_emulator: Emulator, fired: Recorder) -> None:
     pagecall_emulator.inject(
         "POST", "/rooms", status=400, body={"message": "name is too long"}, times=None
@@ -270,7 +264,6 @@ def test_a_refusal_fails_the_room_once(pagecall_emulator: Emulator, fired: Recor
     assert fired.named("room_created") == []
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_gives_up_after_max_attempts(
     pagecall_emulator: Emulator, settings: Any, fired: Recorder
 ) -> None:
@@ -293,7 +286,6 @@ def _stale_claim(room: Room, started: Any) -> None:
     )
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_expired_claim_adopts_what_the_dead_worker_created(pagecall_emulator: Emulator) -> None:
     with transaction.atomic():
         room = Room(name="Killed mid-call")
@@ -311,7 +303,6 @@ def test_expired_claim_adopts_what_the_dead_worker_created(pagecall_emulator: Em
     assert len(pagecall_emulator.rooms) == 1
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_expired_claim_with_nothing_created_sends_again(pagecall_emulator: Emulator) -> None:
     Room.objects.bulk_create([Room(name="Never sent")])
     room = Room.objects.get(name="Never sent")
@@ -323,7 +314,6 @@ def test_expired_claim_with_nothing_created_sends_again(pagecall_emulator: Emula
     assert len(posts(pagecall_emulator)) == 1
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_a_live_claim_is_left_alone(pagecall_emulator: Emulator) -> None:
     Room.objects.bulk_create([Room(name="Busy")])
     room = Room.objects.get(name="Busy")
@@ -533,12 +523,12 @@ def test_migrations_are_complete() -> None:
     call_command("makemigrations", "django_pagecall", "--check", "--dry-run", verbosity=0)
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_a_rename_while_the_room_is_being_created_is_sent_afterwards(
     pagecall_emulator: Emulator,
 ) -> None:
     import threading
 
+    requires_server_database()  # SQLite's shared in-memory database locks whole tables
     Room.objects.bulk_create([Room(name="First name")])  # no task: this test runs it
     room = Room.objects.get()
     pagecall_emulator.inject("POST", "/rooms", delay=0.5)
@@ -570,7 +560,6 @@ def test_saving_a_stale_instance_keeps_what_the_worker_stored(pagecall_emulator:
     assert pagecall_emulator.rooms[fresh.pagecall_id or ""]["name"] == "Renamed from a stale form"
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_a_join_before_the_room_id_is_stored_is_applied_once_it_is(
     pagecall_emulator: Emulator, live_server: Any, settings: Any
 ) -> None:
@@ -689,7 +678,6 @@ def test_a_500_on_create_is_looked_up_before_sending_again(pagecall_emulator: Em
     assert len(pagecall_emulator.rooms) == 1
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_rooms_of_the_same_name_are_sent_one_at_a_time(pagecall_emulator: Emulator) -> None:
     Room.objects.bulk_create([Room(name="Consult"), Room(name="Consult"), Room(name="Other")])
     first, second = Room.objects.filter(name="Consult").order_by("pk")
@@ -697,7 +685,7 @@ def test_rooms_of_the_same_name_are_sent_one_at_a_time(pagecall_emulator: Emulat
     Room.objects.filter(pk=first.pk).update(  # as a claim leaves it
         sync_state=SyncState.CREATING,
         lease_until=timezone.now() + timedelta(minutes=1),
-        sent_name="Consult",
+        name_in_flight="Consult",
     )
     with pytest.raises(sync.RetryLater, match="same name"):
         sync.create_room(second.pk)
@@ -705,7 +693,6 @@ def test_rooms_of_the_same_name_are_sent_one_at_a_time(pagecall_emulator: Emulat
     assert [r["body"]["name"] for r in posts(pagecall_emulator)] == ["Other"]
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_namesakes_in_flight_together_fail_instead_of_guessing(
     pagecall_emulator: Emulator, fired: Recorder
 ) -> None:
@@ -726,7 +713,6 @@ def test_namesakes_in_flight_together_fail_instead_of_guessing(
     assert [r.pk for r in (kw["room"] for kw in fired.named("room_creation_failed"))] == [a.pk]
 
 
-@pytest.mark.usefixtures("creation_path")
 def test_adoption_marks_only_the_members_pagecall_has(pagecall_emulator: Emulator) -> None:
     from django_pagecall.client import get_client
 
@@ -754,6 +740,7 @@ def test_adoption_marks_only_the_members_pagecall_has(pagecall_emulator: Emulato
 def test_two_quick_renames_end_with_the_newest_name(pagecall_emulator: Emulator) -> None:
     import threading
 
+    requires_server_database()  # SQLite's shared in-memory database locks whole tables
     room = make_room(name="A")
     room.refresh_from_db()
     pagecall_emulator.inject("PUT", "/rooms/{id}", delay=0.5)  # the PUT for B is slow

@@ -58,7 +58,7 @@ from django_pagecall.models import (
     SyncState,
     WebhookDelivery,
 )
-from django_pagecall.webhook_auth import ROOM_HEADER, SECRET_HEADER, room_secret, server_keys
+from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER, room_secret, server_keys
 from django_pagecall.webhooks import views as webhook_views
 from tests.test_webhook_support import WEBHOOK_PATH, PagecallRoom, make_room, post
 

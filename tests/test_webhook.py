@@ -33,13 +33,15 @@ from django_pagecall.models import (
     Session,
     WebhookDelivery,
 )
-from django_pagecall.resources import parse_datetime
-from django_pagecall.webhook_auth import ROOM_HEADER, SECRET_HEADER, headers_for_room
-from django_pagecall.webhooks import apply_waiting, effects, processing, queries
+from django_pagecall.remote import parse_datetime
+from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER, headers_for_room
+from django_pagecall.webhooks import apply_waiting, processing
+from tests.conftest import at_most, wait_for
 from tests.test_webhook_support import (
     WEBHOOK_PATH,
     SignalLog,
     failing_processing,
+    lock_waits,
     make_room,
     post,
     requires_postgres,
@@ -475,57 +477,17 @@ def test_signals_are_sent_after_the_commit(pagecall_emulator: Emulator, client: 
     assert seen == [(False, True)]
 
 
-def test_at_most_four_queries_per_webhook(
-    pagecall_emulator: Emulator,
-    client: Client,
-    session_signals: SignalLog,
-    django_assert_max_num_queries: Any,
+def test_at_most_six_queries_and_one_commit_per_webhook(
+    pagecall_emulator: Emulator, client: Client, session_signals: SignalLog
 ) -> None:
-    requires_postgres(
-        "the budget counts on PostgreSQL applying a webhook in one statement; other backends "
-        "take the portable path, a transaction around several ORM queries"
-    )
     room = make_room(pagecall_emulator, type="public")
     Member.objects.create(room=room.room, user_id="alice")
     joined = room.join("alice")
     left = room.leave(session_id_of(joined))
     for body in (left, joined, joined):  # out of order, then a duplicate
-        with django_assert_max_num_queries(4):
+        with at_most(6, transactions=1):  # the delivery and its effects commit together
             assert post(client, body, room.headers).status_code == 200
     assert len(session_signals.sent) == 2  # receivers were connected, and cost no query
-
-
-def test_one_statement_per_webhook_on_postgresql(
-    pagecall_emulator: Emulator, client: Client, django_assert_num_queries: Any
-) -> None:
-    """The common case (a valid event for a room with its Pagecall id) is one statement,
-    receivers or not; the budget above is the issue's, this is what the code does."""
-    requires_postgres("the function of migration 0005")
-    room = make_room(pagecall_emulator, type="public")
-    joined = room.join("alice")
-    with django_assert_num_queries(1):
-        assert post(client, joined, room.headers).json()["result"] == "applied"
-    with django_assert_num_queries(1):
-        assert post(client, joined, room.headers).json()["result"] == "duplicate"
-
-
-def test_migration_0005_creates_the_function_and_reversing_it_drops_it() -> None:
-    requires_postgres("the function is PostgreSQL's; other backends get nothing")
-
-    def function_exists() -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_proc WHERE proname = 'django_pagecall_receive_webhook'"
-            )
-            return bool(cursor.fetchone()[0])
-
-    assert function_exists()
-    try:
-        call_command("migrate", "django_pagecall", "0004", verbosity=0)
-        assert not function_exists()
-    finally:
-        call_command("migrate", "django_pagecall", verbosity=0)
-    assert function_exists()
 
 
 def test_the_signal_carries_the_session_and_room_as_stored(
@@ -602,38 +564,6 @@ def test_a_webhook_before_the_room_id_is_stored_waits_then_applies(
     assert len(session_signals.sent) == 1
 
 
-def test_a_body_is_decoded_and_validated_once_whichever_path_takes_it(
-    pagecall_emulator: Emulator, client: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A waiting room's webhook and an invalid body leave the one-statement path (on PostgreSQL)
-    for the general one, which uses what was parsed instead of parsing again."""
-    decoded: list[bytes] = []
-    validated: list[Any] = []
-    load_json, validate = processing.load_json, processing.validate
-
-    def counting_load(raw: bytes) -> Any:
-        decoded.append(raw)
-        return load_json(raw)
-
-    def counting_validate(data: Any) -> Any:
-        validated.append(data)
-        return validate(data)
-
-    monkeypatch.setattr(processing, "load_json", counting_load)
-    monkeypatch.setattr(processing, "validate", counting_validate)
-    waiting = make_room(pagecall_emulator, store_id=False)
-    assert post(client, waiting.join("alice"), waiting.headers).status_code == 202
-    assert (len(decoded), len(validated)) == (1, 1)
-
-    room = make_room(pagecall_emulator)
-    invalid = room.join("bob")
-    invalid["payload"]["sessionsCount"] = "many"
-    response = post(client, invalid, room.headers)
-    assert response.status_code == 400
-    assert "payload.sessionsCount" in response.json()["fields"]
-    assert (len(decoded), len(validated)) == (2, 2)
-
-
 def test_a_waiting_webhook_of_another_pagecall_room_fails_when_applied(
     pagecall_emulator: Emulator, client: Client
 ) -> None:
@@ -657,7 +587,7 @@ def test_a_delivery_is_stored_in_the_same_transaction_as_its_effects(
     pagecall_emulator: Emulator, client: Client
 ) -> None:
     """Seen from another connection, a delivery and the session it changed appear together."""
-    requires_postgres("a row lock held by another connection, and pg_stat_activity")
+    requires_postgres("a row lock held by another connection")
     room = make_room(pagecall_emulator)
     joined = room.join("alice")
     assert post(client, joined, room.headers).status_code == 200
@@ -689,18 +619,7 @@ def test_a_delivery_is_stored_in_the_same_transaction_as_its_effects(
     assert locked.wait(10)
     poster.start()
     try:
-        with connection.cursor() as cursor:  # until the leave waits for the lock
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-                if cursor.fetchone()[0]:
-                    break
-                time.sleep(0.01)
-            else:
-                pytest.fail("the leave never waited for the session's lock")
+        wait_for(lock_waits, timeout=10)  # until the leave waits for the session's lock
         assert WebhookDelivery.objects.count() == 1  # the leave's delivery is not there yet...
         assert Session.objects.get().left_at is None  # ...nor its effect
     finally:
@@ -749,21 +668,9 @@ def test_an_unexpected_error_is_stored_logged_and_raised_then_replayed(
     assert (delivery.error, delivery.traceback, delivery.attempts) == ("", "", 2)
 
 
-# -- backends without INSERT ... ON CONFLICT ... RETURNING -----------------------------------
-
-
-def test_the_portable_path_gives_the_same_results(
-    pagecall_emulator: Emulator,
-    client: Client,
-    session_signals: SignalLog,
-    monkeypatch: pytest.MonkeyPatch,
+def test_any_order_and_duplicates_end_right(
+    pagecall_emulator: Emulator, client: Client, session_signals: SignalLog
 ) -> None:
-    monkeypatch.setattr(processing, "_receive_in_one_statement", lambda *args: None)
-    monkeypatch.setattr(
-        queries,
-        "apply_postgresql",
-        lambda room_pk, event, column, *args: effects._apply_portable(room_pk, event, *args),
-    )
     room = make_room(pagecall_emulator, type="public")
     alice = Member.objects.create(room=room.room, user_id="alice")
     joined = room.join("alice")

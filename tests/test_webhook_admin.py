@@ -33,7 +33,7 @@ from django_pagecall.admin.sessions import (
 from django_pagecall.admin.webhooks import WebhookDeliveryAdmin
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import DeliveryResult, DeliveryState, Room, Session, WebhookDelivery
-from django_pagecall.webhook_auth import SECRET_HEADER
+from django_pagecall.webhooks.auth import SECRET_HEADER
 from django_pagecall.webhooks import processing
 from tests.test_webhook_support import (
     PagecallRoom,

@@ -20,7 +20,7 @@ from django.db import connection
 from django_pagecall.client import get_client
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import DeliveryResult, DeliveryState, Room, Session, WebhookDelivery
-from django_pagecall.resources import parse_datetime
+from django_pagecall.remote import parse_datetime
 from tests.test_webhook_support import (
     WEBHOOK_PATH,
     PagecallRoom,

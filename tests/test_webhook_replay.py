@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import DeliveryResult, DeliveryState, Room, Session, WebhookDelivery
-from django_pagecall.resources import parse_datetime
+from django_pagecall.remote import parse_datetime
 from django_pagecall.webhooks import processing, reconcile_sessions
 from tests.test_webhook_support import (
     PagecallRoom,

@@ -24,14 +24,28 @@ from django_pagecall import signals
 from django_pagecall.client import get_client
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Room, Session, SyncState, WebhookDelivery
-from django_pagecall.webhook_auth import headers_for_room
+from django_pagecall.webhooks.auth import headers_for_room
 
 WEBHOOK_PATH = "/pagecall/webhook/"
 
 
 def requires_postgres(reason: str) -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip(f"needs PostgreSQL: {reason}")
+    if connection.vendor not in ("postgresql", "mysql"):
+        pytest.skip(f"needs a database server: {reason}")
+
+
+def lock_waits() -> int:
+    """How many of the test database's transactions wait for a row lock."""
+    if connection.vendor == "postgresql":
+        query = (
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    else:
+        query = "SELECT count(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        return int(cursor.fetchone()[0])
 
 
 @dataclass
@@ -133,9 +147,8 @@ def session_signals() -> Iterator[SignalLog]:
 def failing_processing(message: str = "broken for the test") -> Iterator[None]:
     """While inside, no delivery can be marked processed: the database refuses it (a trigger).
 
-    A real failure in the middle of processing, on every path (one statement on PostgreSQL,
-    the ORM elsewhere, replays), where patching a Python function would skip the statement
-    that production runs. Storing a delivery as received, waiting or failed still works.
+    A real failure in the middle of processing, the view's and the replay's, where patching a
+    Python function would skip the statement that production runs. Storing a delivery as received, waiting or failed still works.
     """
     table = connection.ops.quote_name(WebhookDelivery._meta.db_table)
     if connection.vendor == "postgresql":
@@ -149,6 +162,14 @@ def failing_processing(message: str = "broken for the test") -> Iterator[None]:
             f"DROP TRIGGER IF EXISTS pagecall_test_refuse ON {table}",
             "DROP FUNCTION IF EXISTS pagecall_test_refuse()",
         ]
+    elif connection.vendor == "mysql":
+        create = [
+            f"CREATE TRIGGER pagecall_test_refuse_{op} BEFORE {op} ON {table} FOR EACH ROW"
+            f" BEGIN IF NEW.state = 'processed' THEN"
+            f" SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '{message}'; END IF; END"
+            for op in ("INSERT", "UPDATE")
+        ]
+        drop = [f"DROP TRIGGER IF EXISTS pagecall_test_refuse_{op}" for op in ("INSERT", "UPDATE")]
     else:
         create = [
             f"CREATE TRIGGER pagecall_test_refuse_{op} BEFORE {op} ON {table}"

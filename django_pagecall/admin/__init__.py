@@ -2,4 +2,4 @@
 records (:mod:`.sessions`) and webhook deliveries (:mod:`.webhooks`). Importing the package
 registers them all."""
 
-from . import outbox, rooms, sessions, users, webhooks  # noqa: F401  (registers the ModelAdmins)
+from . import pending_actions, rooms, sessions, users, webhooks  # noqa: F401  (registers the ModelAdmins)

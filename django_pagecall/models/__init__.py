@@ -5,7 +5,7 @@ Import them from here (``from django_pagecall.models import Room``); the
 submodules are an internal split.
 """
 
-from .outbox import PendingAction
+from .pending_actions import PendingAction
 from .rooms import DeletedRoom, Member, MemberType, PagecallUser, Room, RoomType, SyncState
 from .sessions import Session, SessionQuerySet
 from .webhooks import DeliveryResult, DeliveryState, WebhookDelivery

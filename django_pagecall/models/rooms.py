@@ -1,19 +1,19 @@
 """Rooms, their members and the workspace users, as the site knows them and as Pagecall does.
 
-The models own their fields and the moment a change must reach Pagecall
-(``save``/``delete`` hand the row to :mod:`django_pagecall.sync` once the
-transaction commits). They never call Pagecall themselves, except
-:meth:`Room.join_url`, which registers a user on first use.
+``save`` and ``delete`` hand a change to :mod:`django_pagecall.sync` once the transaction
+commits; :class:`SyncQuerySet` holds the claim, lease and settle steps both models share
+(docs/how-sync-works.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils.translation import gettext_lazy as _
@@ -48,7 +48,7 @@ SYNC_FIELDS = frozenset(
         "synced_at",
         "needs_update",
         "pagecall_id",
-        "sent_name",
+        "name_in_flight",
         "is_blocked",
         "terminate_requested",
         *MIRRORED_FIELDS,
@@ -87,6 +87,42 @@ class SyncState(models.TextChoices):
     SYNCED = "synced", _("synced")
     FAILED = "failed", _("failed")  # Pagecall refused, or the app gave up
 
+SyncModel = TypeVar("SyncModel", bound="SyncFields")
+
+
+class SyncQuerySet(models.QuerySet[SyncModel]):
+    """The steps of an attempt to send a row, shared by rooms and members.
+
+    A worker claims the row with a compare-and-set committed before its HTTP call, holding a
+    lease; every later write is conditional on that lease, so a worker whose claim was lost
+    (expired, taken over, the row deleted) changes nothing.
+    """
+
+    def claim(self, pk: int, lease_until: Any, now: Any, *, was: dict[str, Any], **extra: Any) -> bool:
+        """Take the row for one attempt if it is still as it was read (``was``)."""
+        return bool(
+            self.filter(pk=pk, **was).update(
+                sync_state=SyncState.CREATING,
+                sync_attempts=F("sync_attempts") + 1,
+                attempt_started_at=now,
+                lease_until=lease_until,
+                **extra,
+            )
+        )
+
+    def claimed(self, pk: int, lease_until: Any) -> Self:
+        """The row, while the claim with this lease holds it."""
+        return self.filter(pk=pk, sync_state=SyncState.CREATING, lease_until=lease_until)
+
+    def hold(self, pk: int, lease_until: Any, until: Any, **changes: Any) -> bool:
+        """Keep the claim until ``until``: after an unknown outcome, nobody sends again before."""
+        return bool(self.claimed(pk, lease_until).update(lease_until=until, **changes))
+
+    def settle(self, pk: int, lease_until: Any, state: str, **changes: Any) -> bool:
+        """End the attempt in ``state`` (synced, pending or failed) if the claim still holds."""
+        released = {"lease_until": None, **self.model.CLAIM_RELEASES}
+        return bool(self.claimed(pk, lease_until).update(sync_state=state, **released, **changes))
+
 
 class SyncFields(models.Model):
     """The state of a row's journey to Pagecall, shared by rooms and members."""
@@ -109,10 +145,17 @@ class SyncFields(models.Model):
     class Meta:
         abstract = True
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # SENT_FIELDS as the database held them, to tell a change (a deferred one is not here).
-        self._loaded: dict[str, Any] = self._values(self.SENT_FIELDS)
+    #: What leaving the ``creating`` state clears besides the lease (a room: its name in flight).
+    CLAIM_RELEASES: ClassVar[dict[str, Any]] = {}
+
+    #: SENT_FIELDS as the database held them, to tell a change (a deferred one is not here).
+    _loaded: dict[str, Any]
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Self:
+        instance = super().from_db(db, field_names, values)
+        instance._loaded = instance._values(cls.SENT_FIELDS)
+        return instance
 
     def _values(self, names: Iterable[str]) -> dict[str, Any]:
         # From __dict__: reading a deferred field would load it.
@@ -128,7 +171,7 @@ class SyncFields(models.Model):
         fields = list(fields) if fields is not None else None
         super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
         refreshed = [f for f in self.SENT_FIELDS if fields is None or f in fields]
-        self._loaded.update(self._values(refreshed))
+        self._loaded = {**getattr(self, "_loaded", {}), **self._values(refreshed)}
 
     def _sent_fields_changed(self) -> bool:
         """Whether a field of SENT_FIELDS differs from the database's value as loaded (or
@@ -136,6 +179,8 @@ class SyncFields(models.Model):
         database's value now."""
         if self._state.adding:
             return False
+        if not hasattr(self, "_loaded"):  # built by hand with a primary key, not loaded
+            self._loaded = {}
         unknown = [f for f in self.SENT_FIELDS if f not in self._loaded and f in self.__dict__]
         if unknown:
             row = type(self)._base_manager.using(self._state.db).filter(pk=self.pk).values(*unknown)
@@ -162,11 +207,10 @@ class Room(SyncFields):
     pagecall_id = models.CharField(
         _("Pagecall id"), max_length=64, null=True, blank=True, unique=True, editable=False
     )
-    # The name the latest POST /rooms carried, written by the claim. After an unknown outcome
-    # the room is looked up by it: the site may have renamed the room since. NULL: not recorded
-    # (claims made before migration 0010), then the lookup falls back to ``name``.
-    sent_name = models.CharField(  # noqa: DJ001 (NULL means "not recorded", apart from "")
-        _("name sent"), max_length=255, null=True, blank=True, editable=False
+    # The name a claim sent, while the room is being created: after an unknown outcome the room
+    # is looked up by it. Unique, and NULL otherwise, so that one room of a name is in flight.
+    name_in_flight = models.CharField(  # noqa: DJ001 (NULL: not in flight; many may be NULL)
+        _("name in flight"), max_length=255, null=True, blank=True, unique=True, editable=False
     )
 
     # Mirrored from Pagecall's Room object.
@@ -194,18 +238,11 @@ class Room(SyncFields):
         indexes = [
             models.Index(fields=["sync_state", "lease_until"], name="pagecall_room_sync_idx")
         ]
-        constraints = [
-            # One room of a given name in flight at a time, so that after an unknown outcome
-            # the lookup by name finds this room's Pagecall room and no namesake's. The claim
-            # checks it too; the index is what holds when two workers claim at once.
-            models.UniqueConstraint(
-                fields=["sent_name"],
-                condition=models.Q(sync_state="creating"),
-                name="pagecall_room_one_name_in_flight",
-            )
-        ]
 
     SENT_FIELDS = ("name",)
+    CLAIM_RELEASES = {"name_in_flight": None}
+
+    objects = SyncQuerySet["Room"].as_manager()
 
     def __str__(self) -> str:
         return self.name
@@ -308,6 +345,8 @@ class Member(SyncFields):
         indexes = [models.Index(fields=["sync_state"], name="pagecall_member_sync_idx")]
 
     SENT_FIELDS = ("type", "name")
+
+    objects = SyncQuerySet["Member"].as_manager()
 
     def __str__(self) -> str:
         return self.name or self.user_id

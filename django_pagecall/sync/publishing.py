@@ -1,11 +1,6 @@
-"""Whether :func:`~django_pagecall.sync.base._enqueue` publishes a task to the broker.
-
-* Not during an inline sweep (``pagecall_sync``, the periodic task): the sweep runs the
-  follow-ups itself, finding them from the rows with :func:`~django_pagecall.sync.pending_work`,
-  so that a broker that is down cannot hold them back.
-* Not for ``PAGECALL["PUBLISH_TIMEOUT"]`` seconds after a publish failed in this process: a
-  transaction that queues many tasks then pays the broker's timeouts once, not once per task.
-  The rows say what is left to do, and the sweep sends it.
+"""Whether :func:`~django_pagecall.sync.scheduling.enqueue` publishes a task to the broker:
+not during an inline sweep (which runs the follow-ups itself), and not for
+``PUBLISH_TIMEOUT`` after a publish failed in this process (the rows say what is left).
 """
 
 from __future__ import annotations

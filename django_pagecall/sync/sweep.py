@@ -12,14 +12,11 @@ from django.db import router
 from django.db.models import Q
 from django.utils import timezone
 
-from ..exceptions import (
-    PagecallError,
-)
+from ..exceptions import PagecallError
 from ..models import Member, PendingAction, Room, SyncState
-from .base import (
-    RetryLater,
-)
-from .members import create_member, run_action, update_member
+from .deletion import run_action
+from .members import create_member, update_member
+from .outcomes import RetryLater
 from .publishing import inline_sweep
 from .rooms import create_room, update_room
 

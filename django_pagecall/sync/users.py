@@ -39,7 +39,7 @@ def register_user(user_id: str, name: str = "", *, using: str = "default") -> Pa
     return user
 
 
-def _ensure_registered(members: list[Member], using: str) -> None:
+def ensure_registered(members: list[Member], using: str) -> None:
     known = set(
         PagecallUser.objects.using(using)
         .filter(user_id__in=[m.user_id for m in members])

@@ -23,7 +23,7 @@ from django.db.models import Q, QuerySet
 from ..client import get_client
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session
-from ..resources import Session as RemoteSession
+from .. import remote
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +51,13 @@ def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
     Raises :class:`~django_pagecall.exceptions.PagecallError` when Pagecall cannot be asked.
     """
     assert room.pagecall_id is not None
-    remote = get_client().list_room_sessions(room.pagecall_id)
-    if not remote:
+    listed = get_client().list_room_sessions(room.pagecall_id)
+    if not listed:
         return 0, 0
     sessions = Session.objects.using(using)
-    known = {s.session_id: s for s in sessions.filter(session_id__in=[r.id for r in remote])}
-    members = _members_by_key(room, remote, using)
-    missing = [r for r in remote if r.id not in known]
+    known = {s.session_id: s for s in sessions.filter(session_id__in=[r.id for r in listed])}
+    members = _members_by_key(room, listed, using)
+    missing = [r for r in listed if r.id not in known]
     created = 0
     if missing:
         # ignore_conflicts: a webhook may insert the same session meanwhile; it wins.
@@ -66,7 +66,7 @@ def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
         )
         created = len(missing)
     updated = 0
-    for r in remote:
+    for r in listed:
         local = known.get(r.id)
         if local is None:
             continue
@@ -94,9 +94,9 @@ def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
     return created, updated
 
 
-def _members_by_key(room: Room, remote: list[RemoteSession], using: str) -> dict[str, Member]:
-    member_ids = {r.member_id for r in remote if r.member_id}
-    user_ids = {r.user_id for r in remote if r.user_id}
+def _members_by_key(room: Room, listed: list[remote.Session], using: str) -> dict[str, Member]:
+    member_ids = {r.member_id for r in listed if r.member_id}
+    user_ids = {r.user_id for r in listed if r.user_id}
     found: dict[str, Member] = {}
     for member in Member.objects.using(using).filter(
         Q(pagecall_id__in=member_ids) | Q(user_id__in=user_ids), room_id=room.pk
@@ -107,16 +107,16 @@ def _members_by_key(room: Room, remote: list[RemoteSession], using: str) -> dict
     return found
 
 
-def _new_session(room: Room, remote: RemoteSession, members: dict[str, Member]) -> Session:
-    member = members.get(f"member:{remote.member_id}") or members.get(f"user:{remote.user_id}")
+def _new_session(room: Room, listed: remote.Session, members: dict[str, Member]) -> Session:
+    member = members.get(f"member:{listed.member_id}") or members.get(f"user:{listed.user_id}")
     return Session(
         room=room,
-        session_id=remote.id,
-        member_id=remote.member_id or "",
-        user_id=remote.user_id or "",
+        session_id=listed.id,
+        member_id=listed.member_id or "",
+        user_id=listed.user_id or "",
         room_member=member,
-        joined_at=remote.connected_at,
-        left_at=remote.disconnected_at,
+        joined_at=listed.connected_at,
+        left_at=listed.disconnected_at,
         source=Session.Source.RECONCILED,
     )
 

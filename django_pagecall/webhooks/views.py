@@ -1,19 +1,8 @@
-"""The webhook endpoint (``pagecall:webhook``): a DRF view that authenticates Pagecall and hands over.
+"""The webhook endpoint (``pagecall:webhook``): a DRF view that authenticates Pagecall by the
+room's headers and hands the raw body to :func:`.processing.receive`.
 
-Owns the HTTP side only: credentials (:class:`PagecallWebhookAuthentication`,
-over :mod:`django_pagecall.webhook_auth`), the body size limit, the bound on
-failed authentications (:class:`FailedAuthLimiter`), mapping
-:class:`~.processing.Outcome` to a JSON response, and the endpoint's OpenAPI
-description (:func:`openapi_document`, ``pagecall:webhook-openapi``).
-Everything about storing and applying a delivery is in :mod:`.processing`.
-
-Everything the host's ``REST_FRAMEWORK`` settings could change about this
-view is pinned here (authentication, permissions, throttles, renderer,
-content negotiation, exception handler), so the contract holds on any site.
-The view is CSRF-exempt (DRF's ``APIView.as_view`` does it; no session
-authentication runs, so DRF enforces none) and opts out of ``ATOMIC_REQUESTS``
-on every database: it manages its own transactions, and a failure must
-leave a stored delivery behind.
+Authentication, permissions, throttles and negotiation are the view's own, whatever the
+site's ``REST_FRAMEWORK`` defaults say: Pagecall is the only caller (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -46,7 +35,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..conf import pagecall_settings
 from ..models import WebhookDelivery
-from ..webhook_auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
+from .auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
 from . import processing
 
 if TYPE_CHECKING:
@@ -157,7 +146,9 @@ class WebhookView(APIView):
     permission_classes = [IsPagecallRoom]
     throttle_classes: list[Any] = []
     renderer_classes = [ASCIIJSONRenderer]
-    parser_classes: list[Any] = []  # the body is read raw: its size is checked before it is read
+    # No parser: the body is stored as it came, whatever its content type, once its size is
+    # checked, and then validated by the serializer (processing.parse).
+    parser_classes: list[Any] = []
     content_negotiation_class = JSONOnly
     versioning_class = None
 
@@ -203,7 +194,7 @@ class WebhookView(APIView):
             )
         return exc
 
-    def post(self, request: Request) -> HttpResponse:
+    def post(self, request: Request) -> Response:
         room_pk = request.auth
         assert isinstance(room_pk, int)  # IsPagecallRoom
         django_request: HttpRequest = request._request
@@ -220,9 +211,7 @@ class WebhookView(APIView):
         else:
             raw = django_request.body
             outcome = processing.receive(room_pk, raw, headers, remote_addr, using)
-        # The JSON the renderer would write (compact, ASCII), without a renderer per request.
-        body = json.dumps(outcome.body, ensure_ascii=True, separators=(",", ":"))
-        return HttpResponse(body, status=outcome.status, content_type="application/json")
+        return Response(outcome.body, status=outcome.status)
 
 
 @cache

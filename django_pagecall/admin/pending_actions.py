@@ -1,5 +1,5 @@
-"""Admin for the calls owed to Pagecall for deleted rows (:class:`PendingAction`): read-only,
-with an action that sends the selected ones now (the periodic sweep sends them too)."""
+"""Admin for pending actions (calls owed for deleted rows): read-only, with an action that
+sends the selected ones now (the periodic sweep sends them too)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""The secret that authenticates Pagecall's webhook calls, per room.
-
-Pagecall signs nothing: its only authentication is the ``webhook.headers``
-given when a room is created, sent back on every call. Each room gets its own
-secret, derived with HMAC-SHA256 from a server key and the room's primary key,
-so no secret is stored in the database or shown in the admin, and a secret
-seen for one room is worthless for another. Keys rotate: the first key of
-``PAGECALL["WEBHOOK_SECRETS"]`` (default: ``SECRET_KEY`` then
-``SECRET_KEY_FALLBACKS``) signs new rooms and every listed key is accepted.
+"""The secret that authenticates Pagecall's webhook calls, per room: HMAC-SHA256 of a server
+key and the room's primary key, sent as headers when the room is created. The first key of
+``WEBHOOK_SECRETS`` signs; every listed key is accepted (docs/webhooks.md).
 """
 
 from __future__ import annotations
@@ -24,7 +18,7 @@ _SALT: Final = "django_pagecall.webhook"
 
 
 def server_keys() -> list[str]:
-    from .conf import pagecall_settings
+    from ..conf import pagecall_settings
 
     configured = pagecall_settings.WEBHOOK_SECRETS
     if configured:

@@ -1,12 +1,7 @@
-"""Calls to Pagecall owed for rows that no longer exist: a member deleted from a private room
-(Pagecall blocks them) and, when ``DELETE_REMOTE_ROOMS`` is on, a deleted room.
+"""Pending actions: calls owed to Pagecall for rows that no longer exist (a member deleted from
+a private room is blocked, a deleted room is deleted with ``DELETE_REMOTE_ROOMS``).
 
-A member deleted while its room was being created may have gone to Pagecall with the room:
-its block waits, by the room's primary key, until the room has its Pagecall id.
-
-The row is written in the transaction that deletes, so the call cannot be lost with a broker
-that is down or a task whose retries ran out: ``pagecall_sync`` and the periodic sweep send
-what is left here. The row is removed once Pagecall has answered.
+Written in the deleting transaction, so neither a broker outage nor spent retries lose one.
 """
 
 from __future__ import annotations
@@ -16,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class PendingAction(models.Model):
+    """A call owed to Pagecall for a deleted row; removed once Pagecall has answered."""
+
     class Kind(models.TextChoices):
         BLOCK_MEMBER = "block_member", _("block a member (deleted from a private room)")
         DELETE_ROOM = "delete_room", _("delete a room (deleted locally)")
@@ -40,7 +37,7 @@ class PendingAction(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
-        verbose_name = _("pending Pagecall call")
+        verbose_name = _("pending action")
         ordering = ["pk"]
 
     def __str__(self) -> str:

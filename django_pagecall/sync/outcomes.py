@@ -1,0 +1,73 @@
+"""How an attempt ended, in the terms every part of the sync uses: retry later, refused,
+never left, or unknown; and what of an error is kept on the row."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from ..conf import pagecall_settings
+from ..exceptions import (
+    PagecallAmbiguousError,
+    PagecallError,
+    PagecallResponseError,
+    PagecallTransientError,
+)
+
+
+class RetryLater(Exception):
+    """The work is not done and should be tried again later (the row says so too).
+
+    ``countdown``, when given, is the earliest time a retry can make progress (a claim that
+    has yet to run out).
+    """
+
+    def __init__(self, message: str, countdown: float | None = None) -> None:
+        super().__init__(message)
+        self.countdown = countdown
+
+
+def lease_seconds() -> float:
+    """How long a claim is valid: every transport attempt timing out, and then some."""
+    s = pagecall_settings
+    per_try = float(s.CONNECT_TIMEOUT) * (int(s.CONNECT_RETRIES) + 1) + float(s.READ_TIMEOUT)
+    return per_try * 2 + 1
+
+
+def new_lease() -> Any:
+    return timezone.now() + timedelta(seconds=lease_seconds())
+
+
+def settled_at() -> tuple[Any, float]:
+    """After an unknown outcome, when to look: once a request still in flight has landed."""
+    grace = float(pagecall_settings.AMBIGUOUS_GRACE)
+    return timezone.now() + timedelta(seconds=grace), grace
+
+
+def seconds_until(moment: Any) -> float:
+    return max(float((moment - timezone.now()).total_seconds()), 0.0)
+
+
+def error_text(exc: PagecallError) -> str:
+    """What is kept of a failure on the row: the message, and Pagecall's answer to a refusal.
+
+    The body of a 2xx answer that could not be read is left out: it may be a user object with
+    its access token.
+    """
+    text = str(exc)
+    if exc.body and not (exc.status is not None and 200 <= exc.status < 300):
+        text += f"\n{exc.body}"
+    return text
+
+
+def may_have_happened(exc: PagecallError) -> bool:
+    """Whether a failed create may still have created something at Pagecall.
+
+    Besides the ambiguous outcomes proper, a 5xx answer proves nothing about a request that has
+    no idempotency key, and neither does a 2xx answer that could not be read.
+    """
+    if isinstance(exc, PagecallAmbiguousError | PagecallResponseError):
+        return True
+    return isinstance(exc, PagecallTransientError) and exc.status is not None and exc.status >= 500
