@@ -1,9 +1,18 @@
 """Development sessions: lint, type checks and the test matrix.
 
 ``nox`` runs them all; ``nox -s tests-3.11`` runs one. ``bash scripts/test.sh`` installs nox
-and puts the interpreters on PATH first. Each tests session uses its own PostgreSQL database
-(pytest-django creates ``test_<name>``) and its own Redis database, unless ``DATABASE_URL`` /
-``REDIS_URL`` are set in the environment, in which case those are used as they are.
+and puts the interpreters on PATH first. The sessions:
+
+* ``lint`` and ``typecheck``;
+* ``tests-3.11`` (Django 5.2, with the browser tests) and ``tests-3.13`` (Django 6.x): the whole
+  suite on PostgreSQL;
+* ``tests_mariadb`` (Python 3.11, Django 5.2): the whole suite but the browser tests, on MariaDB;
+* ``tests_sqlite``: the fast layer on SQLite.
+
+Each tests session uses a database of its own (pytest-django creates ``test_<name>``) and a
+Redis database of its own, so that sessions can run side by side. ``DATABASE_URL`` in the
+environment replaces the PostgreSQL sessions' database, ``MARIADB_DATABASE_URL`` the MariaDB
+session's, and ``REDIS_URL`` every session's Redis database.
 """
 
 from __future__ import annotations
@@ -30,6 +39,10 @@ LINT_PATHS = ["django_pagecall", "tests", "example_project", "benchmarks", "scri
 DJANGO_FOR_PYTHON = {"3.11": "Django>=5.2,<5.3", "3.13": "Django>=6.0,<7"}
 
 POSTGRES_URL = "postgres://root@127.0.0.1:5432/{name}"
+MARIADB_URL = "mysql://root@127.0.0.1:3306/{name}"
+
+#: The Redis database number of each tests session: one each, never shared.
+REDIS_DB = {"tests-3.11": 15, "tests-3.13": 14, "tests_sqlite": 13, "tests_mariadb": 12}
 
 
 def dev_requirement(name: str) -> str:
@@ -61,10 +74,15 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "django_pagecall", *session.posargs)
 
 
+def redis_url(session: nox.Session) -> str:
+    return os.environ.get("REDIS_URL") or f"redis://127.0.0.1:6379/{REDIS_DB[session.name]}"
+
+
 def run_pytest(session: nox.Session, env: dict[str, str], *args: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     junit = ARTIFACTS / f"junit-{session.name}.xml"
-    # pytest's exit status 5 (no tests collected) fails the session like any non-zero status.
+    # pytest's exit status 5 (no tests collected) fails the session like any non-zero status:
+    # session.run accepts 0 only.
     session.run("python", "-m", "pytest", f"--junitxml={junit}", *args, *session.posargs, env=env)
     if not session.posargs:
         # The tests that need more database aliases than tests.settings has; skipped above.
@@ -86,11 +104,10 @@ def tests(session: nox.Session) -> None:
     assert session.python in DJANGO_FOR_PYTHON
     session.install("-e", ".[test]", DJANGO_FOR_PYTHON[str(session.python)])
     slug = "py" + str(session.python).replace(".", "")
-    redis_db = {"3.11": 15, "3.13": 14}[str(session.python)]
-    database_url = POSTGRES_URL.format(name=f"pagecall_{slug}")
     env = {
-        "DATABASE_URL": os.environ.get("DATABASE_URL") or database_url,
-        "REDIS_URL": os.environ.get("REDIS_URL") or f"redis://127.0.0.1:6379/{redis_db}",
+        "DATABASE_URL": os.environ.get("DATABASE_URL")
+        or POSTGRES_URL.format(name=f"pagecall_{slug}"),
+        "REDIS_URL": redis_url(session),
     }
     # The browser tests (chromium) run once, here on 3.11: they test pages, not the matrix.
     args = [] if session.python == "3.11" else ["-m", "not browser"]
@@ -98,11 +115,23 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def tests_mariadb(session: nox.Session) -> None:
+    """The whole suite but the browser tests on MariaDB and Redis, Django 5.2 on Python 3.11.
+
+    mysqlclient builds against Debian's libmariadb-dev with pkg-config (scripts/test.sh installs
+    both)."""
+    session.install("-e", ".[test]", DJANGO_FOR_PYTHON["3.11"])
+    env = {
+        "DATABASE_URL": os.environ.get("MARIADB_DATABASE_URL")
+        or MARIADB_URL.format(name="pagecall_mariadb"),
+        "REDIS_URL": redis_url(session),
+    }
+    run_pytest(session, env, "-m", "not browser")
+
+
+@nox.session(python="3.11")
 def tests_sqlite(session: nox.Session) -> None:
     """The fast layer on SQLite: no integration or packaging tests."""
     session.install("-e", ".[test]", DJANGO_FOR_PYTHON["3.11"])
-    env = {
-        "DATABASE_URL": "sqlite://",
-        "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/13",
-    }
+    env = {"DATABASE_URL": "sqlite://", "REDIS_URL": redis_url(session)}
     run_pytest(session, env, "-m", "not integration and not packaging and not browser")

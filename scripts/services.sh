@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2317  # the probes and starters below are called through ensure()
-# Make sure the services the test suite talks to are up: PostgreSQL and Redis on 127.0.0.1.
-# Starts whichever is down (with this machine's own start commands), then waits until both
-# answer. Safe to run any number of times. Exit status 1 when a service cannot be brought up.
+# Make sure the services the test suite talks to are up: PostgreSQL, MariaDB and Redis on
+# 127.0.0.1. Starts whichever is down (with this machine's own start commands), then waits until
+# each answers. Safe to run any number of times. Exit status 1 when a service cannot be brought up.
 set -euo pipefail
 
 PG_HOST=127.0.0.1
 PG_PORT=${SERVICES_PG_PORT:-5432}
+MARIADB_HOST=127.0.0.1
+MARIADB_PORT=${SERVICES_MARIADB_PORT:-3306}
 REDIS_HOST=127.0.0.1
 REDIS_PORT=${SERVICES_REDIS_PORT:-6379}
 WAIT_SECONDS=${SERVICES_WAIT_SECONDS:-60}
@@ -18,6 +20,16 @@ pg_up() {
         pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 2
     else
         tcp_open "$PG_HOST" "$PG_PORT"
+    fi
+}
+
+mariadb_up() {
+    local admin
+    if admin=$(command -v mariadb-admin || command -v mysqladmin); then
+        timeout 5 "$admin" --protocol=tcp -h"$MARIADB_HOST" -P"$MARIADB_PORT" -uroot \
+            --connect-timeout=2 ping >/dev/null 2>&1
+    else
+        tcp_open "$MARIADB_HOST" "$MARIADB_PORT"
     fi
 }
 
@@ -46,6 +58,15 @@ start_pg() {
     version=$(ls /etc/postgresql | sort -V | tail -n 1)
     log "starting PostgreSQL $version (pg_ctlcluster $version main start)"
     pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+}
+
+start_mariadb() {
+    if [ ! -x /usr/sbin/mariadbd ]; then
+        log "MariaDB is down and /usr/sbin/mariadbd is not installed: start it yourself on $MARIADB_HOST:$MARIADB_PORT."
+        return 1
+    fi
+    log "starting MariaDB (start-stop-daemon --exec /usr/sbin/mariadbd)"
+    start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
 }
 
 start_redis() {
@@ -81,5 +102,6 @@ ensure() {
 
 status=0
 ensure "PostgreSQL ($PG_HOST:$PG_PORT)" pg_up start_pg || status=1
+ensure "MariaDB ($MARIADB_HOST:$MARIADB_PORT)" mariadb_up start_mariadb || status=1
 ensure "Redis ($REDIS_HOST:$REDIS_PORT)" redis_up start_redis || status=1
 exit "$status"

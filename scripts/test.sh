@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh machine:
-#   bash scripts/test.sh                 # every nox session (lint, typecheck, tests matrix, sqlite)
+#   bash scripts/test.sh                 # every nox session (lint, typecheck, tests on PostgreSQL,
+#                                        # MariaDB and SQLite)
 #   bash scripts/test.sh -s tests-3.11   # extra arguments go to nox
 #   bash scripts/test.sh --fresh -s lint # --fresh (or FRESH=1) recreates .venv first
-# Makes sure PostgreSQL and Redis are up, creates .venv (Python 3.11) with nox and uv,
-# puts the Python 3.11 and 3.13 interpreters on PATH, then runs nox. Exits non-zero on any failure.
+# Makes sure PostgreSQL, MariaDB and Redis are up, installs the Debian packages it needs (as
+# root, non-interactive), creates .venv (Python 3.11) with nox and uv, puts the Python 3.11 and
+# 3.13 interpreters on PATH, then runs nox. Exits non-zero on any failure.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -51,12 +53,33 @@ export UV_PYTHON_DOWNLOADS=never UV_PYTHON_PREFERENCE=only-system
 log "services"
 bash scripts/services.sh
 
-# The browser tests (tests/test_browser.py) drive Debian's chromium; under CI they fail without it.
+# Debian packages the sessions need, installed when missing (apt-get update once, first):
+# chromium for the browser tests (tests/test_browser.py; under CI they fail without it), and
+# libmariadb-dev and pkg-config, which pip needs to build mysqlclient for the MariaDB session.
+APT_UPDATED=0
+apt_install() {
+    if [ "$APT_UPDATED" = 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null || return 1
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" </dev/null
+}
+
 if [ ! -x /usr/bin/chromium ]; then
     log "installing chromium (Debian) for the browser tests"
-    if ! { DEBIAN_FRONTEND=noninteractive apt-get update -q \
-        && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } </dev/null; then
+    if ! apt_install chromium; then
         echo "test.sh: could not install chromium; the browser tests will skip (fail under CI)." >&2
+    fi
+fi
+
+missing=()
+for package in libmariadb-dev pkg-config; do
+    dpkg -s "$package" 2>/dev/null | grep -q "^Status: install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]} (Debian) to build mysqlclient"
+    if ! apt_install "${missing[@]}"; then
+        echo "test.sh: could not install ${missing[*]}; mysqlclient will not build (MariaDB session fails)." >&2
     fi
 fi
 

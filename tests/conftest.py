@@ -4,8 +4,8 @@ Two layers:
 
 * the fast layer (no marker): tasks run eagerly, in the test's thread, so a
   test can follow a save to Pagecall (the emulator) and back without a broker;
-* ``@pytest.mark.integration``: PostgreSQL, a real Redis broker and a real
-  Celery worker (a thread, or a process where a test must kill it).
+* ``@pytest.mark.integration``: a database server (PostgreSQL or MariaDB), a real Redis broker
+  and a real Celery worker (a thread, or a process where a test must kill it).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.db import connection
@@ -38,6 +39,31 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             pytest.fail(f"condition not met within {timeout}s: {predicate}")
         time.sleep(interval)
+
+
+#: Django's ``connection.vendor`` -> (``DATABASE_URL`` scheme, default port) of the server
+#: databases that tests.settings reads; SQLite is not one (a worker cannot share ``:memory:``).
+SERVER_DATABASES = {"postgresql": ("postgres", 5432), "mysql": ("mysql", 3306)}
+
+
+def requires_server_database() -> None:
+    if connection.vendor not in SERVER_DATABASES:
+        pytest.skip(
+            "needs PostgreSQL or MariaDB: a worker in another thread or process shares the database"
+        )
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """The ``DATABASE_URL`` (as tests.settings reads it) of a connection's settings: how a worker
+    process reaches the test database."""
+    scheme, default_port = SERVER_DATABASES[settings_dict["ENGINE"].rsplit(".", 1)[-1]]
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = settings_dict.get("PASSWORD") or ""
+    if password:
+        user += ":" + quote(password, safe="")
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or default_port
+    return f"{scheme}://{user}@{host}:{port}/{quote(settings_dict['NAME'], safe='')}"
 
 
 TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
@@ -68,14 +94,6 @@ def at_most(statements: int, *, transactions: int) -> Iterator[list[str]]:
     ]
     assert len(sql) <= statements, "\n".join(sql)
     assert len(commits) <= transactions
-
-
-def requires_server_database() -> None:
-    if connection.vendor not in ("postgresql", "mysql"):
-        pytest.skip("needs a database server: a worker in another thread or process shares it")
-
-
-requires_postgres = requires_server_database
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +148,7 @@ def broker(settings: Any, redis_server: RedisServer) -> Iterator[RedisServer]:
 @pytest.fixture
 def celery_worker_thread(broker: RedisServer, transactional_db: None) -> Iterator[Any]:
     """A real Celery worker (solo pool) consuming from the test's broker, in a thread."""
-    requires_postgres()
+    requires_server_database()
     from celery.contrib.testing.worker import start_worker
 
     with start_worker(
@@ -149,15 +167,15 @@ def worker_process_factory(
     broker: RedisServer, transactional_db: None, tmp_path: Path
 ) -> Iterator[Callable[..., WorkerProcess]]:
     """Make worker processes on the test's broker, the test database and the given emulator URL."""
-    requires_postgres()
+    requires_server_database()
     made: list[WorkerProcess] = []
-    db = connection.settings_dict
+    url = database_url(connection.settings_dict)
 
     def make(api_url: str, **extra_env: str) -> WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
-            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "DATABASE_URL": url,
             "CELERY_BROKER_URL": broker.url,
             "PAGECALL_API_URL": api_url,
             "PYTHONPATH": str(ROOT),

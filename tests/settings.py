@@ -1,7 +1,8 @@
 """Settings for the test suite.
 
 The database comes from ``DATABASE_URL`` (default: the local PostgreSQL
-``test`` database); ``DATABASE_URL=sqlite://`` runs the fast layer on SQLite.
+``test`` database); ``mysql://root@127.0.0.1:3306/NAME`` runs the suite on MariaDB (or MySQL),
+and ``DATABASE_URL=sqlite://`` the fast layer on SQLite.
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ def database_from_url(url: str) -> dict[str, object]:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
+        }
+    if parts.scheme in ("mysql", "mariadb"):
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": unquote(parts.path.lstrip("/")) or "test",
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "OPTIONS": {"charset": "utf8mb4"},
+            "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"},
         }
     raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r}")
 
