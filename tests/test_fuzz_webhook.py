@@ -39,8 +39,8 @@ from schemathesis import GenerationMode
 
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Room, Session, WebhookDelivery
-from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER
 from django_pagecall.webhooks import serializers
+from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER
 from tests.test_webhook_support import WEBHOOK_PATH, PagecallRoom, make_room
 
 pytestmark = pytest.mark.django_db(transaction=True)

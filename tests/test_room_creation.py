@@ -13,15 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.management import call_command
-from django.db import IntegrityError, connection, connections, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
-from django_pagecall import signals, sync
+from django_pagecall import remote, signals, sync
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import DeletedRoom, Member, Room, SyncState
-from django_pagecall import remote
 from django_pagecall.sync import rooms as room_sync
 from tests.conftest import at_most, requires_server_database, wait_for
 
@@ -344,9 +341,14 @@ def test_a_name_leaves_flight_with_its_room(pagecall_emulator: Emulator) -> None
     _expire_lease(second)
     sync.create_room(second.pk)  # adopts the room Pagecall made
     sync.create_room(third.pk)
-    assert list(
-        Room.objects.filter(pk__in=[second.pk, third.pk]).values_list("sync_state", "name_in_flight")
-    ) == [(SyncState.SYNCED, None)] * 2
+    assert (
+        list(
+            Room.objects.filter(pk__in=[second.pk, third.pk]).values_list(
+                "sync_state", "name_in_flight"
+            )
+        )
+        == [(SyncState.SYNCED, None)] * 2
+    )
     assert len(pagecall_emulator.rooms) == 2
 
 

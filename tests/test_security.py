@@ -58,8 +58,8 @@ from django_pagecall.models import (
     SyncState,
     WebhookDelivery,
 )
-from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER, room_secret, server_keys
 from django_pagecall.webhooks import views as webhook_views
+from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER, room_secret, server_keys
 from tests.test_webhook_support import WEBHOOK_PATH, PagecallRoom, make_room, post
 
 pytestmark = pytest.mark.django_db(transaction=True)

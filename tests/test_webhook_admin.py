@@ -33,8 +33,8 @@ from django_pagecall.admin.sessions import (
 from django_pagecall.admin.webhooks import WebhookDeliveryAdmin
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import DeliveryResult, DeliveryState, Room, Session, WebhookDelivery
-from django_pagecall.webhooks.auth import SECRET_HEADER
 from django_pagecall.webhooks import processing
+from django_pagecall.webhooks.auth import SECRET_HEADER
 from tests.test_webhook_support import (
     PagecallRoom,
     failing_processing,
@@ -353,7 +353,7 @@ def test_the_lists_read_their_newest_rows_from_an_index(
     url: str,
     table: str,
 ) -> None:
-    """Without the indexes of migration 0009, every page of these lists sorted the whole table."""
+    """Without their newest-first indexes, every page of these lists would sort the whole table."""
     from tests.test_webhook_support import requires_postgres
 
     requires_postgres("query plans")
@@ -366,82 +366,3 @@ def test_the_lists_read_their_newest_rows_from_an_index(
     for sql, nodes in plans.items():
         assert "Sort" not in nodes and "Incremental Sort" not in nodes, (sql, nodes)
         assert "Limit" in nodes
-
-
-def test_migration_0009_makes_the_state_index_partial_and_reversing_it_restores_it() -> None:
-    from django.core.management import call_command
-    from django.db import connection
-
-    from tests.test_webhook_support import requires_postgres
-
-    requires_postgres("pg_indexes")
-
-    def indexes() -> dict[str, str]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE indexname IN"
-                " ('pagecall_delivery_state_idx', 'pagecall_delivery_received_idx',"
-                " 'pagecall_session_joined_idx')"
-            )
-            return dict(cursor.fetchall())
-
-    now = indexes()
-    assert set(now) == {
-        "pagecall_delivery_state_idx",
-        "pagecall_delivery_received_idx",
-        "pagecall_session_joined_idx",
-    }
-    assert "WHERE" in now["pagecall_delivery_state_idx"]
-    try:
-        call_command("migrate", "django_pagecall", "0008", verbosity=0)
-        before = indexes()
-        assert set(before) == {"pagecall_delivery_state_idx"}
-        assert "WHERE" not in before["pagecall_delivery_state_idx"]
-    finally:
-        call_command("migrate", "django_pagecall", verbosity=0)
-    assert indexes() == now
-
-
-def test_migration_0009_run_again_after_an_interruption_finishes_the_job() -> None:
-    """As if a first run had built one index and left another invalid (a failed CONCURRENTLY
-    build), then stopped: running it again keeps the first and builds the second again."""
-    from django.core.management import call_command
-    from django.db import connection
-
-    from tests.test_webhook_support import requires_postgres
-
-    requires_postgres("pg_index")
-
-    def validity() -> dict[str, tuple[bool, bool]]:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT c.relname, i.indisvalid, i.indpred IS NOT NULL FROM pg_index i"
-                " JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname IN"
-                " ('pagecall_delivery_state_idx', 'pagecall_delivery_received_idx',"
-                " 'pagecall_session_joined_idx')"
-            )
-            return {name: (valid, partial) for name, valid, partial in cursor.fetchall()}
-
-    try:
-        call_command("migrate", "django_pagecall", "0008", verbosity=0)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "CREATE INDEX pagecall_session_joined_idx ON django_pagecall_session (joined_at, id)"
-            )
-            cursor.execute(
-                "CREATE INDEX pagecall_delivery_received_idx"
-                " ON django_pagecall_webhookdelivery (received_at, id)"
-            )
-            # What a failed CREATE INDEX CONCURRENTLY leaves (needs a superuser, as CI runs).
-            cursor.execute(
-                "UPDATE pg_index SET indisvalid = false"
-                " WHERE indexrelid = 'pagecall_delivery_received_idx'::regclass"
-            )
-        assert validity()["pagecall_delivery_received_idx"] == (False, False)
-    finally:
-        call_command("migrate", "django_pagecall", verbosity=0)
-    assert validity() == {
-        "pagecall_delivery_state_idx": (True, True),
-        "pagecall_delivery_received_idx": (True, False),
-        "pagecall_session_joined_idx": (True, False),
-    }

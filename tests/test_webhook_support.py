@@ -30,8 +30,13 @@ WEBHOOK_PATH = "/pagecall/webhook/"
 
 
 def requires_postgres(reason: str) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip(f"needs PostgreSQL: {reason}")
+
+
+def requires_server(reason: str) -> None:
     if connection.vendor not in ("postgresql", "mysql"):
-        pytest.skip(f"needs a database server: {reason}")
+        pytest.skip(f"needs PostgreSQL or MariaDB: {reason}")
 
 
 def lock_waits() -> int:

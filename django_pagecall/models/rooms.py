@@ -87,6 +87,7 @@ class SyncState(models.TextChoices):
     SYNCED = "synced", _("synced")
     FAILED = "failed", _("failed")  # Pagecall refused, or the app gave up
 
+
 SyncModel = TypeVar("SyncModel", bound="SyncFields")
 
 
@@ -98,7 +99,9 @@ class SyncQuerySet(models.QuerySet[SyncModel]):
     (expired, taken over, the row deleted) changes nothing.
     """
 
-    def claim(self, pk: int, lease_until: Any, now: Any, *, was: dict[str, Any], **extra: Any) -> bool:
+    def claim(
+        self, pk: int, lease_until: Any, now: Any, *, was: dict[str, Any], **extra: Any
+    ) -> bool:
         """Take the row for one attempt if it is still as it was read (``was``)."""
         return bool(
             self.filter(pk=pk, **was).update(
@@ -152,8 +155,8 @@ class SyncFields(models.Model):
     _loaded: dict[str, Any]
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Self:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded = instance._values(cls.SENT_FIELDS)
         return instance
 
@@ -209,7 +212,7 @@ class Room(SyncFields):
     )
     # The name a claim sent, while the room is being created: after an unknown outcome the room
     # is looked up by it. Unique, and NULL otherwise, so that one room of a name is in flight.
-    name_in_flight = models.CharField(  # noqa: DJ001 (NULL: not in flight; many may be NULL)
+    name_in_flight = models.CharField(
         _("name in flight"), max_length=255, null=True, blank=True, unique=True, editable=False
     )
 
@@ -233,6 +236,8 @@ class Room(SyncFields):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SyncQuerySet["Room"].as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [
@@ -241,8 +246,6 @@ class Room(SyncFields):
 
     SENT_FIELDS = ("name",)
     CLAIM_RELEASES = {"name_in_flight": None}
-
-    objects = SyncQuerySet["Room"].as_manager()
 
     def __str__(self) -> str:
         return self.name
@@ -337,6 +340,8 @@ class Member(SyncFields):
     is_blocked = models.BooleanField(_("blocked"), default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = SyncQuerySet["Member"].as_manager()
+
     class Meta:
         ordering = ["room", "pk"]
         constraints = [
@@ -345,8 +350,6 @@ class Member(SyncFields):
         indexes = [models.Index(fields=["sync_state"], name="pagecall_member_sync_idx")]
 
     SENT_FIELDS = ("type", "name")
-
-    objects = SyncQuerySet["Member"].as_manager()
 
     def __str__(self) -> str:
         return self.name or self.user_id

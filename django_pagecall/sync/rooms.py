@@ -100,7 +100,9 @@ def claim(room: Room, using: str) -> list[Member] | None:
         room.name,
         room.sync_attempts,
     )
-    return list(Member.objects.using(using).filter(room_id=room.pk, is_blocked=False).order_by("pk"))
+    return list(
+        Member.objects.using(using).filter(room_id=room.pk, is_blocked=False).order_by("pk")
+    )
 
 
 def send(room: Room, members: list[Member], using: str) -> None:
@@ -119,7 +121,9 @@ def send(room: Room, members: list[Member], using: str) -> None:
             type=room.type,
             record=room.record,
             max_meeting_seconds=room.max_meeting_seconds,
-            members=[{"user_id": m.user_id, "type": m.type, "name": m.name or None} for m in members],
+            members=[
+                {"user_id": m.user_id, "type": m.type, "name": m.name or None} for m in members
+            ],
             webhook_url=webhook_url,
             webhook_headers=headers_for_room(room.pk) if webhook_url else None,
         )

@@ -101,7 +101,9 @@ def answer(delivery: WebhookDelivery, invalid: InvalidBody | None = None) -> Out
         return Outcome(400, {**invalid.as_json(), "delivery": delivery.pk})
     if delivery.state == DeliveryState.WAITING:
         return Outcome(202, {"status": delivery.state, "delivery": delivery.pk})
-    return Outcome(200, {"status": delivery.state, "result": delivery.result, "delivery": delivery.pk})
+    return Outcome(
+        200, {"status": delivery.state, "result": delivery.result, "delivery": delivery.pk}
+    )
 
 
 # -- the view's path --------------------------------------------------------------------------

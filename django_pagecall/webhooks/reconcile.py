@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet
 
+from .. import remote
 from ..client import get_client
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session
-from .. import remote
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from django.utils.dateparse import parse_datetime
 from rest_framework import ISO_8601, serializers
 
 SESSION_JOINED: Final = "sessionJoined"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.db import connections, router, transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.urls import reverse
 from django.views.decorators.http import require_safe
 from rest_framework import exceptions
@@ -35,8 +35,8 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..conf import pagecall_settings
 from ..models import WebhookDelivery
-from .auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
 from . import processing
+from .auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
 
 if TYPE_CHECKING:
     from rest_framework.views import AsView, GenericView
