@@ -165,6 +165,9 @@ class Soak:
         from benchmarks._setup import DATABASE_URL, setup_django
 
         setup_django(**env)
+        from tests.timing import shorten_waits
+
+        shorten_waits()  # as in the workers, which run tests.celery_app
         self.route_logs()
         self.server = start_live_server(self.port)
         self.worker_env = {
@@ -380,11 +383,12 @@ class Soak:
         timeout, waits ``AMBIGUOUS_GRACE`` and looks the room up by name: a
         room Pagecall creates later than that is created twice, the one window
         an API without idempotency keys leaves open (``AMBIGUOUS_GRACE`` sizes
-        it: 30 s by default, 0.3 s in the test settings these processes use).
+        it: 30 s by default, 0.3 s in tests.timing, which these processes use).
         """
         from django_pagecall.conf import pagecall_settings as s
+        from django_pagecall.sync import outcomes
 
-        return float(s.READ_TIMEOUT) + float(s.AMBIGUOUS_GRACE) / 4
+        return float(s.READ_TIMEOUT) + outcomes.AMBIGUOUS_GRACE / 4
 
     def run_load(self) -> None:
         threads = [threading.Thread(target=self.refresh_rooms, name="rooms")]

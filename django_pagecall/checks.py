@@ -16,7 +16,7 @@ from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .conf import _BY_NAME, SETTING_NAME, setting_label, validation_problem
+from .conf import BY_NAME, SETTING_NAME, setting_label, validation_problem
 
 #: The error id for a malformed value of each key (keys not listed use E005).
 MALFORMED_IDS = {
@@ -44,7 +44,7 @@ def check_settings(
         ]
     messages: list[CheckMessage] = []
     for name in sorted(raw):
-        if name not in _BY_NAME:
+        if name not in BY_NAME:
             messages.append(
                 Warning(
                     f"{setting_label(name)} is not a django-pagecall setting and is ignored.",
@@ -53,7 +53,7 @@ def check_settings(
                 )
             )
     for name, value in raw.items():
-        if name not in _BY_NAME or value in (None, ""):
+        if name not in BY_NAME or value in (None, ""):
             continue
         problem = validation_problem(name, value)
         if problem:

@@ -51,6 +51,10 @@ AMBIGUOUS_STATUSES: Final = frozenset({502, 504})
 RETRYABLE_CLIENT_STATUSES: Final = frozenset({408, 429})
 #: How much of an error body is kept on the exception.
 MAX_ERROR_BODY: Final = 10_000
+#: Transport-level retries, for connection errors only (a request that never left).
+CONNECT_RETRIES = 2
+#: Items asked for per page when iterating over Pagecall's paged lists.
+PAGE_SIZE = 100
 
 T = TypeVar("T", Room, Member, User, Session, Page)
 
@@ -87,13 +91,13 @@ class PagecallClient:
         *,
         connect_timeout: float = 3.05,
         read_timeout: float = 10.0,
-        connect_retries: int = 2,
-        page_size: int = 100,
+        connect_retries: int | None = None,
+        page_size: int | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
-        self.connect_retries = connect_retries
-        self.page_size = page_size
+        self.connect_retries = CONNECT_RETRIES if connect_retries is None else connect_retries
+        self.page_size = PAGE_SIZE if page_size is None else page_size
         self._api_key = api_key
         self._session: requests.Session | None = None
         self._pid: int | None = None
@@ -111,8 +115,6 @@ class PagecallClient:
             s.API_URL,
             connect_timeout=s.CONNECT_TIMEOUT,
             read_timeout=s.READ_TIMEOUT,
-            connect_retries=s.CONNECT_RETRIES,
-            page_size=s.PAGE_SIZE,
         )
 
     # -- transport ---------------------------------------------------------------------------

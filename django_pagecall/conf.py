@@ -46,12 +46,6 @@ KEYS: Final[tuple[Key, ...]] = (
     Key("CONNECT_TIMEOUT", 3.05, "Seconds to wait for a TCP connection to Pagecall."),
     Key("READ_TIMEOUT", 10.0, "Seconds to wait for Pagecall's answer once the request is sent."),
     Key(
-        "CONNECT_RETRIES",
-        2,
-        "Transport-level retries, for connection errors only (a request that never left).",
-    ),
-    Key("PAGE_SIZE", 100, "Items asked for per page when iterating over Pagecall's paged lists."),
-    Key(
         "WEBHOOK_SECRETS",
         None,
         "Server keys from which each room's webhook secret is derived; the first signs new rooms, "
@@ -69,33 +63,12 @@ KEYS: Final[tuple[Key, ...]] = (
         "Seconds before the first retry of a transient failure; doubles each time.",
     ),
     Key("RETRY_BACKOFF_MAX", 300.0, "Longest wait between two retries, in seconds."),
-    Key(
-        "ADOPT_WINDOW",
-        120.0,
-        "After an ambiguous create, a room of the same name created up to this many seconds before "
-        "the attempt began is adopted (allows for clock skew).",
-    ),
-    Key(
-        "AMBIGUOUS_GRACE",
-        30.0,
-        "After an outcome that is unknown (read timeout, dropped connection, 502/504), seconds to "
-        "wait before looking the room up, so that a request Pagecall is still processing lands first.",
-    ),
     Key("DELETE_REMOTE_ROOMS", False, "Delete the room on Pagecall when it is deleted locally."),
     Key(
         "USER_ID_FUNCTION",
         None,
         "Dotted path of a function `(user) -> str` giving a site user's Pagecall user id. "
         "Default: `str(user.pk)`.",
-    ),
-    Key(
-        "PUBLISH_TIMEOUT",
-        2.0,
-        "Seconds a save may spend retrying to queue its Celery task while the broker is unreachable "
-        "(on top of the broker's own socket timeouts); the row then stays pending for `pagecall_sync`. "
-        "After such a failure the process queues nothing for this many seconds: each task is "
-        "logged in one line, its row left pending for the sweep, so that a transaction that queues "
-        "many tasks waits for the broker once.",
     ),
     Key(
         "WEBHOOK_MAX_BODY_SIZE",
@@ -112,7 +85,7 @@ KEYS: Final[tuple[Key, ...]] = (
     ),
 )
 
-_BY_NAME: Final = {k.name: k for k in KEYS}
+BY_NAME: Final = {k.name: k for k in KEYS}
 
 
 def setting_label(name: str) -> str:
@@ -143,8 +116,6 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
     "APP_URL": (_is_http_url, "an absolute http(s) URL"),
     "CONNECT_TIMEOUT": (_positive_number, "a positive number of seconds"),
     "READ_TIMEOUT": (_positive_number, "a positive number of seconds"),
-    "CONNECT_RETRIES": (_non_negative_int, "a whole number >= 0"),
-    "PAGE_SIZE": (lambda v: _non_negative_int(v) and v > 0, "a whole number >= 1"),
     "WEBHOOK_SECRETS": (
         lambda v: (
             isinstance(v, list | tuple)
@@ -156,14 +127,11 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
     "MAX_ATTEMPTS": (lambda v: _non_negative_int(v) and v > 0, "a whole number >= 1"),
     "RETRY_BACKOFF": (_positive_number, "a positive number of seconds"),
     "RETRY_BACKOFF_MAX": (_positive_number, "a positive number of seconds"),
-    "ADOPT_WINDOW": (lambda v: _positive_number(v) or v == 0, "a number of seconds >= 0"),
-    "AMBIGUOUS_GRACE": (lambda v: _positive_number(v) or v == 0, "a number of seconds >= 0"),
     "DELETE_REMOTE_ROOMS": (lambda v: isinstance(v, bool), "True or False"),
     "USER_ID_FUNCTION": (
         lambda v: callable(v) or (isinstance(v, str) and "." in v),
         "a dotted path to a function, or a function",
     ),
-    "PUBLISH_TIMEOUT": (_positive_number, "a positive number of seconds"),
     "WEBHOOK_MAX_BODY_SIZE": (
         lambda v: _non_negative_int(v) and v > 0,
         "a whole number of bytes >= 1",
@@ -195,7 +163,7 @@ class PagecallSettings:
 
     def __getattr__(self, name: str) -> Any:
         try:
-            key = _BY_NAME[name]
+            key = BY_NAME[name]
         except KeyError:
             raise AttributeError(
                 f"{setting_label(name)} is not a django-pagecall setting."

@@ -96,6 +96,13 @@ def at_most(statements: int, *, transactions: int) -> Iterator[list[str]]:
     assert len(commits) <= transactions
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _shorter_waits() -> None:
+    from tests.timing import shorten_waits
+
+    shorten_waits()
+
+
 @pytest.fixture(autouse=True)
 def _eager_unless_integration(request: pytest.FixtureRequest) -> Iterator[None]:
     eager = request.node.get_closest_marker("integration") is None

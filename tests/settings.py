@@ -129,12 +129,9 @@ PAGECALL = {
     "API_URL": os.environ.get("PAGECALL_API_URL", "http://127.0.0.1:9/v1"),
     "WEBHOOK_URL": os.environ.get("PAGECALL_WEBHOOK_URL", "http://testserver/pagecall/webhook/"),
     "CONNECT_TIMEOUT": 1,
-    "CONNECT_RETRIES": 0,
     "READ_TIMEOUT": 3,
     "RETRY_BACKOFF": 0.1,
     "RETRY_BACKOFF_MAX": 0.5,
-    "PUBLISH_TIMEOUT": 1,
-    "AMBIGUOUS_GRACE": 0.3,
 }
 
 LOGGING = {

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from django_pagecall import client as client_module
 from django_pagecall.client import PagecallClient
 from django_pagecall.emulator import Emulator
 from django_pagecall.emulator.api import RequestRecord
@@ -36,9 +37,11 @@ def pagecall(pagecall_emulator: Emulator) -> Iterator[PagecallClient]:
 
 
 @pytest.fixture
-def small_pages(settings: Any, pagecall_emulator: Emulator) -> Iterator[PagecallClient]:
-    """A client built from settings with ``PAGE_SIZE`` 2."""
-    settings.PAGECALL = {**settings.PAGECALL, "PAGE_SIZE": 2}
+def small_pages(
+    monkeypatch: pytest.MonkeyPatch, pagecall_emulator: Emulator
+) -> Iterator[PagecallClient]:
+    """A client built from settings with pages of 2."""
+    monkeypatch.setattr(client_module, "PAGE_SIZE", 2)
     client = PagecallClient.from_settings()
     assert client.page_size == 2
     yield client

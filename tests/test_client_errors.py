@@ -135,8 +135,9 @@ def test_a_huge_error_body_is_cut(pagecall: PagecallClient, pagecall_emulator: E
 def test_read_timeout_is_ambiguous(
     settings: Any, pagecall_emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 0.2, "CONNECT_RETRIES": 2}
+    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 0.2}
     client = PagecallClient.from_settings()
+    client.connect_retries = 2
     pagecall_emulator.inject("POST", "/rooms", delay=0.6)
 
     started = time.monotonic()
@@ -213,9 +214,9 @@ def test_connection_refused_is_transient_after_the_configured_retries(
     settings.PAGECALL = {
         **settings.PAGECALL,
         "API_URL": f"http://127.0.0.1:{port}/v1",
-        "CONNECT_RETRIES": retries,
     }
     client = PagecallClient.from_settings()
+    client.connect_retries = retries
     caplog.set_level(logging.WARNING, logger="urllib3")
 
     with pytest.raises(PagecallTransientError) as caught:
@@ -262,9 +263,9 @@ def test_connect_timeout_is_transient(settings: Any, caplog: pytest.LogCaptureFi
             **settings.PAGECALL,
             "API_URL": f"http://127.0.0.1:{port}/v1",
             "CONNECT_TIMEOUT": 0.1,
-            "CONNECT_RETRIES": 1,
         }
         client = PagecallClient.from_settings()
+        client.connect_retries = 1
         caplog.set_level(logging.WARNING, logger="urllib3")
         started = time.monotonic()
         with pytest.raises(PagecallTransientError, match="could not connect") as caught:

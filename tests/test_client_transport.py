@@ -17,6 +17,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from django_pagecall import __version__
+from django_pagecall import client as client_module
 from django_pagecall.client import PagecallClient, get_client, reset_client
 from django_pagecall.emulator import Emulator
 from django_pagecall.exceptions import (
@@ -214,11 +215,11 @@ def test_get_client_is_rebuilt_when_the_setting_changes(
     settings.DEBUG = not settings.DEBUG  # another setting: the client stays
     assert get_client() is first
 
-    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 7, "PAGE_SIZE": 3}
+    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 7}
     second = get_client()
 
     assert second is not first
-    assert (second.timeout[1], second.page_size) == (7, 3)
+    assert second.timeout[1] == 7
     assert get_client() is second
 
 
@@ -255,14 +256,11 @@ def test_client_values_come_from_settings(settings: Any) -> None:
         "API_URL": "http://127.0.0.1:9/v1/",
         "CONNECT_TIMEOUT": 0.5,
         "READ_TIMEOUT": 2.5,
-        "CONNECT_RETRIES": 3,
-        "PAGE_SIZE": 7,
     }
 
     client = get_client()
 
     assert client.timeout == (0.5, 2.5)
-    assert (client.connect_retries, client.page_size) == (3, 7)
     assert client.api_url == "http://127.0.0.1:9/v1"  # no trailing slash
 
 
@@ -273,7 +271,8 @@ def test_client_defaults_when_settings_leave_them_out(settings: Any) -> None:
 
     assert client.api_url == "https://api.pagecall.com/v1"
     assert client.timeout == (3.05, 10.0)
-    assert (client.connect_retries, client.page_size) == (2, 100)
+    assert client.page_size == 100
+    assert client.connect_retries == client_module.CONNECT_RETRIES  # tests.timing shortens it
 
 
 def test_the_test_settings_timeouts_reach_the_client(pagecall_emulator: Emulator) -> None:
@@ -317,8 +316,7 @@ def test_a_malformed_api_key_is_named_but_not_repeated(settings: Any) -> None:
         ("API_URL", "api.pagecall.com/v1"),
         ("CONNECT_TIMEOUT", 0),
         ("READ_TIMEOUT", "10"),
-        ("CONNECT_RETRIES", -1),
-        ("PAGE_SIZE", 0),
+        ("API_KEY", "  "),
     ],
 )
 def test_a_malformed_setting_is_named(settings: Any, name: str, value: object) -> None:
@@ -348,8 +346,9 @@ def test_the_key_is_in_no_error_message_nor_log_record(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         unused = sock.getsockname()[1]
-    settings.PAGECALL = {**settings.PAGECALL, "API_KEY": SECRET_KEY, "CONNECT_RETRIES": 1}
+    settings.PAGECALL = {**settings.PAGECALL, "API_KEY": SECRET_KEY}
     client = get_client()
+    client.connect_retries = 1
     errors: list[PagecallError] = []
 
     with pytest.raises(PagecallRefused) as refused:  # the emulator does not know this key

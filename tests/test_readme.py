@@ -65,7 +65,7 @@ def test_readme_visibility_timeout_is_above_every_countdown_a_task_is_retried_wi
     settings: Any,
 ) -> None:
     from django_pagecall.conf import pagecall_settings
-    from django_pagecall.sync import lease_seconds
+    from django_pagecall.sync import lease_seconds, outcomes
 
     settings.PAGECALL = {"API_KEY": "k"}  # every other key at its default
     block = celery_settings_block()
@@ -75,7 +75,7 @@ def test_readme_visibility_timeout_is_above_every_countdown_a_task_is_retried_wi
     assert isinstance(options, dict)
     longest_countdown = max(
         float(pagecall_settings.RETRY_BACKOFF_MAX),
-        float(pagecall_settings.AMBIGUOUS_GRACE),
+        outcomes.AMBIGUOUS_GRACE,
         lease_seconds(),
     )
     assert options["visibility_timeout"] > longest_countdown

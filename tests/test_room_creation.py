@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_pagecall import remote, signals, sync
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import DeletedRoom, Member, Room, SyncState
+from django_pagecall.sync import outcomes
 from django_pagecall.sync import rooms as room_sync
 from tests.conftest import at_most, requires_server_database, wait_for
 
@@ -394,8 +395,10 @@ def test_a_namesake_deleted_locally_is_not_adopted(pagecall_emulator: Emulator) 
     assert len(pagecall_emulator.rooms) == 2
 
 
-def test_deleted_rooms_are_forgotten_once_no_attempt_can_find_them(settings: Any) -> None:
-    settings.PAGECALL = {**settings.PAGECALL, "ADOPT_WINDOW": 60}
+def test_deleted_rooms_are_forgotten_once_no_attempt_can_find_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(outcomes, "ADOPT_WINDOW", 60)
     now = timezone.now()
     sync.forget_room("old", now - timedelta(minutes=5), using="default")
     sync.forget_room("recent", now - timedelta(seconds=30), using="default")

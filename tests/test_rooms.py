@@ -20,6 +20,7 @@ from kombu.exceptions import OperationalError
 from django_pagecall import signals, sync
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Member, PagecallUser, Room, SyncState
+from django_pagecall.sync import outcomes
 from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
 from tests.conftest import requires_server_database, wait_for
 
@@ -226,9 +227,12 @@ def test_dropped_before_carrying_out_is_looked_up_then_sent_again(
     assert len(pagecall_emulator.rooms) == 1
 
 
-def test_read_timeout_is_ambiguous_and_adopts(pagecall_emulator: Emulator, settings: Any) -> None:
+def test_read_timeout_is_ambiguous_and_adopts(
+    pagecall_emulator: Emulator, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Pagecall answers after the client gave up; the lookup waits until it must have landed.
-    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 0.3, "AMBIGUOUS_GRACE": 1.0}
+    settings.PAGECALL = {**settings.PAGECALL, "READ_TIMEOUT": 0.3}
+    monkeypatch.setattr(outcomes, "AMBIGUOUS_GRACE", 1.0)
     pagecall_emulator.inject("POST", "/rooms", delay=0.8)
     room = make_room()
     room.refresh_from_db()

@@ -24,6 +24,7 @@ from django.db import transaction
 from django_pagecall import sync, tasks
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Member, PendingAction, Room, SyncState
+from django_pagecall.sync import publishing
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,7 +114,7 @@ def test_a_transient_failure_is_left_to_retry_and_the_command_exits_with_status_
     room.refresh_from_db()
     assert room.sync_state == SyncState.CREATING  # a 503 may have created it: looked up first
 
-    time.sleep(1.0)  # past AMBIGUOUS_GRACE (0.3 s in the test settings)
+    time.sleep(1.0)  # past AMBIGUOUS_GRACE (0.3 s in tests.timing)
     out, _ = pagecall_sync()  # looked up, not there, sent: status 0
     assert "1 sent, 0 failed, 0 to retry" in out
     room.refresh_from_db()
@@ -140,7 +141,7 @@ def test_run_reports_what_the_row_records(pagecall_emulator: Emulator, settings:
     pagecall_emulator.inject("POST", "/rooms", status=503, times=1)
     later = pending_room("Later")
     assert sync.run("create_room", later.pk) == "retry"
-    time.sleep(1.0)  # past AMBIGUOUS_GRACE (0.3 s in the test settings)
+    time.sleep(1.0)  # past AMBIGUOUS_GRACE (0.3 s in tests.timing)
     assert sync.run("create_room", later.pk) == "sent"
 
     room = synced_room()
@@ -289,9 +290,9 @@ def test_after_a_failed_publish_the_process_leaves_the_broker_alone_for_a_while(
 
 @pytest.mark.usefixtures("broker_down")
 def test_the_broker_is_tried_again_once_the_pause_is_over(
-    pagecall_emulator: Emulator, caplog: pytest.LogCaptureFixture, settings: Any
+    pagecall_emulator: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings.PAGECALL = {**settings.PAGECALL, "PUBLISH_TIMEOUT": 0.2}
+    monkeypatch.setattr(publishing, "PUBLISH_TIMEOUT", 0.2)
     with caplog.at_level(logging.INFO, logger="django_pagecall"):
         Room.objects.create(name="First")
         time.sleep(0.5)  # longer than the pause

@@ -14,6 +14,7 @@ from ..client import get_client
 from ..conf import pagecall_settings
 from ..exceptions import PagecallError, PagecallRefused
 from ..models import DeletedRoom, Member, PendingAction, Room, RoomType, SyncState
+from . import outcomes
 from .outcomes import RetryLater, error_text
 from .scheduling import enqueue_on_commit
 
@@ -51,7 +52,7 @@ def forget_room(pagecall_id: str, created_at: Any, *, using: str) -> None:
         .filter(sync_state=SyncState.CREATING)
         .aggregate(started=Min("attempt_started_at"))["started"]
     )
-    horizon = min(earliest or now, now) - timedelta(seconds=pagecall_settings.ADOPT_WINDOW)
+    horizon = min(earliest or now, now) - timedelta(seconds=outcomes.ADOPT_WINDOW)
     DeletedRoom.objects.using(using).filter(pagecall_created_at__lt=horizon).delete()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from .. import client
 from ..conf import pagecall_settings
 from ..exceptions import (
     PagecallAmbiguousError,
@@ -15,6 +16,12 @@ from ..exceptions import (
     PagecallResponseError,
     PagecallTransientError,
 )
+
+#: After an unknown outcome, seconds to wait before looking the room up, so that a request
+#: Pagecall is still processing lands first.
+AMBIGUOUS_GRACE = 30.0
+#: The lookup adopts a room created up to this many seconds before the attempt began (clock skew).
+ADOPT_WINDOW = 120.0
 
 
 class RetryLater(Exception):
@@ -32,7 +39,7 @@ class RetryLater(Exception):
 def lease_seconds() -> float:
     """How long a claim is valid: every transport attempt timing out, and then some."""
     s = pagecall_settings
-    per_try = float(s.CONNECT_TIMEOUT) * (int(s.CONNECT_RETRIES) + 1) + float(s.READ_TIMEOUT)
+    per_try = float(s.CONNECT_TIMEOUT) * (client.CONNECT_RETRIES + 1) + float(s.READ_TIMEOUT)
     return per_try * 2 + 1
 
 
@@ -42,8 +49,7 @@ def new_lease() -> Any:
 
 def settled_at() -> tuple[Any, float]:
     """After an unknown outcome, when to look: once a request still in flight has landed."""
-    grace = float(pagecall_settings.AMBIGUOUS_GRACE)
-    return timezone.now() + timedelta(seconds=grace), grace
+    return timezone.now() + timedelta(seconds=AMBIGUOUS_GRACE), AMBIGUOUS_GRACE
 
 
 def seconds_until(moment: Any) -> float:

@@ -12,6 +12,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+#: Seconds a save may spend retrying to queue a task while the broker is unreachable (on top of
+#: the broker's own socket timeouts); after such a failure the process queues nothing for as long.
+PUBLISH_TIMEOUT = 2.0
+
 _inline_sweep: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "django_pagecall_inline_sweep", default=False
 )

@@ -20,6 +20,7 @@ from ..conf import pagecall_settings
 from ..exceptions import PagecallError, PagecallRefused
 from ..models import DeletedRoom, Member, Room, RoomType, SyncState
 from ..webhooks.auth import headers_for_room
+from . import outcomes
 from .deletion import forget_room, schedule_remote_room_deletion
 from .outcomes import (
     RetryLater,
@@ -236,7 +237,7 @@ def resolve_unknown_outcome(room: Room, using: str) -> bool:
     if not rooms.hold(room.pk, room.lease_until, lease):
         raise RetryLater(f"room {room.pk}: another worker is resolving it")
     room.lease_until = lease
-    since = (room.attempt_started_at or now) - timedelta(seconds=pagecall_settings.ADOPT_WINDOW)
+    since = (room.attempt_started_at or now) - timedelta(seconds=outcomes.ADOPT_WINDOW)
     sent_name = room.name_in_flight or room.name
     client = get_client()
     try:

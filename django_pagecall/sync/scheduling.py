@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
-from ..conf import pagecall_settings
 from ..models import Member, Room
 from . import publishing
 
@@ -39,7 +38,7 @@ def enqueue(task: Task[Any, Any], *args: Any) -> None:
             paused,
         )
         return
-    timeout = float(pagecall_settings.PUBLISH_TIMEOUT)
+    timeout = publishing.PUBLISH_TIMEOUT
     try:
         task.apply_async(
             args=args,
