@@ -1,9 +1,7 @@
-"""System checks for the ``PAGECALL`` setting (``manage.py check``).
-
-Ids are stable and documented in the README. A missing value is a warning
-(``pagecall.W...``) so that ``migrate`` and ``collectstatic`` run in build
-steps without secrets; a malformed value is an error (``pagecall.E...``).
-No check touches the database or the network.
+"""System checks for the ``PAGECALL`` setting (``manage.py check``), with the stable ids the
+README lists. A missing value is a warning (``pagecall.W...``), so that ``migrate`` and
+``collectstatic`` run in build steps without secrets; a malformed value is an error
+(``pagecall.E...``). No check touches the database or the network.
 """
 
 from __future__ import annotations

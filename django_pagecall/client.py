@@ -1,21 +1,7 @@
 """The Pagecall REST client: the only code in the app that speaks HTTP to Pagecall.
 
-It knows nothing of the ORM. Each operation of Pagecall's OpenAPI spec is one
-method that returns the typed objects of :mod:`django_pagecall.remote`, and
-every failure is one of the exceptions of :mod:`django_pagecall.exceptions`,
-classified by whether the request may have been carried out.
-
-One ``requests.Session`` per process, created on first use (so a Celery
-prefork child never shares a parent's sockets), pooled, with
-``(connect, read)`` timeouts on every call. The transport retries connection
-errors only; everything else is the caller's decision.
-
-The environment (``HTTPS_PROXY``/``NO_PROXY`` and the like, ``REQUESTS_CA_BUNDLE``)
-is read when the session is made, not on every call as ``requests`` otherwise
-does: that scan of ``os.environ`` cost more than the rest of a request. Since
-the API key is the only credential, ``~/.netrc`` is not consulted. Requests go
-straight to the session's adapter (:meth:`PagecallClient._send`): no cookies are
-kept between calls and no redirect is followed.
+One method per operation of Pagecall's spec, returning the typed objects of :mod:`.remote` and
+raising the exceptions of :mod:`.exceptions`. Sessions, timeouts and retries: docs/client.md.
 """
 
 from __future__ import annotations

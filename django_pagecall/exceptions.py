@@ -1,15 +1,7 @@
-"""Exceptions raised by the Pagecall client.
-
-Callers decide what to do from the class alone:
-
-* :class:`PagecallRefused` (4xx): Pagecall said no. Retrying the same request
-  will not help; the status and Pagecall's raw body are kept.
-* :class:`PagecallTransientError`: the request certainly was not carried out
-  (connection refused, connect timeout) or Pagecall failed in a way that
-  leaves nothing behind (a 5xx other than 502/504). Safe to retry.
-* :class:`PagecallAmbiguousError`: the request was sent and its outcome is
-  unknown (read timeout, connection reset, 502, 504). It may have been carried
-  out: look before sending it again.
+"""Exceptions raised by the Pagecall client; callers decide from the class alone.
+:class:`PagecallRefused`: Pagecall said no. :class:`PagecallTransientError`: not carried out,
+try again. :class:`PagecallAmbiguousError`: may have been carried out, look before sending it
+again. :class:`PagecallResponseError`: an answer that cannot be read. See docs/client.md.
 """
 
 from __future__ import annotations

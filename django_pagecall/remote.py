@@ -1,15 +1,8 @@
 """Typed views of the objects Pagecall answers with (Room, Member, User, Session, Page).
 
-Parsing is forgiving on purpose: Pagecall answers deprecated fields with the
-literal ``"#DEPRECATED#"`` (even where the spec says boolean) and may add
-fields the spec does not list. A field of the wrong type reads as ``None``,
-and every object keeps the full JSON it came from in ``raw``, so nothing
-Pagecall sent is dropped. Only a missing identifier is an error.
-
-No I/O here: the client builds these from decoded JSON. Error messages describe
-what came instead (:func:`describe`: JSON types and key names), never values:
-an answer may hold a user's access token, and these messages reach logs, the
-admin and ``Room.sync_error``.
+Forgiving: a field of the wrong type, or Pagecall's ``"#DEPRECATED#"``, reads as ``None``, and
+``raw`` keeps the whole JSON; only a missing identifier is an error. Error messages name JSON
+types and keys, never values (an answer may hold an access token). See docs/client.md.
 """
 
 from __future__ import annotations

@@ -1,12 +1,8 @@
 """Celery tasks: thin wrappers that take primary keys and call :mod:`django_pagecall.sync`.
 
-The host's ``app.autodiscover_tasks()`` finds them. Every task is safe to run
-twice (the state machine in ``sync`` makes it so), which is what the Redis
-broker's redelivery after ``visibility_timeout`` and ``acks_late`` require.
-Retries back off exponentially with jitter, bounded by
-``PAGECALL["RETRY_BACKOFF"]``, ``PAGECALL["RETRY_BACKOFF_MAX"]`` and
-``PAGECALL["MAX_ATTEMPTS"]``; what is still not done after that is left to the
-periodic :func:`sync` sweep.
+Each is safe to run twice. Transient failures are retried with backoff up to
+``PAGECALL["MAX_ATTEMPTS"]``; what is left is sent by the periodic :func:`sync` sweep
+(docs/celery.md).
 """
 
 from __future__ import annotations

@@ -1,32 +1,7 @@
-"""Admin for rooms and their members: create a room with its members in one page, watch it reach
-Pagecall, see who is online, and act on it (retry, refresh, terminate).
-
-Owns :class:`RoomAdmin` and :class:`MemberInline`. It never talks to Pagecall itself: the
-actions call :mod:`django_pagecall.sync` (``retry_room``, ``refresh_room``) and
-:meth:`Room.terminate`, and saving goes through the models' ``save()`` like any other path.
-
-What is editable, and why:
-
-* A room's ``type``, ``record`` and ``max_meeting_seconds`` only reach Pagecall with
-  ``POST /rooms`` (its update takes the name and termination only), so they are editable on the
-  add page and on a *failed* room (fix it, then "Retry sync"), read-only otherwise. The name is
-  always editable: a rename is sent.
-* A member's user id and site user identify them at Pagecall, so they are fixed once saved;
-  their type and display name are sent when changed.
-* Everything mirrored from Pagecall is read-only, in its own fieldset.
-
-Join and replay links, and access tokens: an access token lets whoever holds it into meetings as
-that user, so no token is ever written into an admin page. An ``open`` room needs no token: its
-anonymous join and replay links are shown as they are. For a member, the admin shows "join as" /
-"replay as" links to an admin view that checks the ``change_room`` permission, registers the
-member with Pagecall if needed (``POST /users``, an idempotent upsert), records the visit in the
-room's history, and redirects to Pagecall: the token travels only in that redirect. Those links
-are for staff to check a room as a member; a person gets their own link from the site (see the
-example project's "my rooms" page).
-
-The changelist runs a fixed number of queries whatever the number of rows: online sessions come
-from :func:`.sessions.with_online` (a subquery and one prefetch) and the member count from a
-subquery.
+"""Admin for rooms and their members: add a room with its members on one page, watch it reach
+Pagecall, see who is online, and retry, refresh or terminate it. ``type``, ``record`` and
+``max_meeting_seconds`` only go with ``POST /rooms``, so they are editable when adding and on a
+failed room, read-only otherwise. Links, tokens and the list's queries: docs/admin.md.
 """
 
 from __future__ import annotations

@@ -1,16 +1,7 @@
 """Admin for session records: their own list, the inline under a room, and who is online in a room.
 
-Sessions are Pagecall's data mirrored by webhooks, so everything here is
-read-only. For the room admin (:mod:`.rooms`) this module provides
-:class:`SessionInline`, :func:`with_online` (the queryset annotation) and
-:func:`online_now` (a ``list_display`` column)::
-
-    class RoomAdmin(admin.ModelAdmin):
-        inlines = [SessionInline]
-        list_display = [..., online_now]
-
-        def get_queryset(self, request):
-            return with_online(super().get_queryset(request))
+Read-only: sessions mirror Pagecall's data. The room admin uses :class:`SessionInline`,
+:func:`with_online` (the queryset annotation) and :func:`online_now` (a column); docs/admin.md.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Admin for Pagecall users: the workspace users the app registered, read-only, tokens masked.
 
-An access token lets whoever holds it into meetings as that user, so the admin never shows one:
-the list and the detail page show :func:`mask_token` (whether there is one, and its last four
-characters to tell two apart). Rows are made by :func:`django_pagecall.sync.register_user`, never
-by hand. Deleting one is allowed: the app registers the user again (``POST /users``) the next time
-it needs their token.
+Rows are made by :func:`django_pagecall.sync.register_user`; deleting one is allowed, and the
+user is registered again when next needed (docs/admin.md).
 """
 
 from __future__ import annotations

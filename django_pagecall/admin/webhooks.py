@@ -1,12 +1,7 @@
-"""Admin for webhook deliveries: the list of what Pagecall sent, with filters, and the replay action.
+"""Admin for webhook deliveries: what Pagecall sent, with filters, and the replay action.
 
-Deliveries are records, so they are read-only; deleting them is allowed
-(they are the only thing here that grows without bound). Replaying runs
-:func:`django_pagecall.webhooks.replay`, which is safe for any delivery: one
-already processed is a duplicate and changes nothing; one refused for its body
-(result ``invalid`` or ``too_large``) fails again. It needs the
-``change_webhookdelivery`` permission. The "to replay" filter shows what
-``manage.py pagecall_replay`` runs by default.
+Read-only and deletable. Replaying runs :func:`django_pagecall.webhooks.replay` and needs the
+``change_webhookdelivery`` permission (docs/admin.md).
 """
 
 from __future__ import annotations

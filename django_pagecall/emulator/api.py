@@ -1,10 +1,6 @@
-"""Pagecall's REST API (``/v1``) on top of :class:`~.state.State`.
-
-Owns: the request pipeline for API calls (route lookup -> 404/405, injected
-faults, ``Authorization: Bearer`` check, query and body validation against
-the spec, the operation itself, webhooks it causes, the request record) and
-one handler per ``operationId``. Transport (sockets, closing connections)
-stays in :mod:`.transport`; this module only decides what to answer.
+"""Pagecall's REST API (``/v1``) on top of :class:`~.state.State`: the request pipeline (route,
+injected faults, API key, validation against the spec, the operation, the webhooks it causes,
+the record) and one handler per ``operationId``. Sockets stay in :mod:`.transport`.
 """
 
 from __future__ import annotations

@@ -1,23 +1,6 @@
-"""The emulator's own control API under ``/_emulator/`` (no API key needed).
-
-Owns: the HTTP face of :class:`~.server.Emulator`'s test helpers, for when the
-emulator runs as a separate process (``python -m django_pagecall.emulator``):
-
-=======  ===========================================  ==================================
-POST     /_emulator/faults                            inject (JSON: the inject arguments)
-GET      /_emulator/faults                            pending faults
-DELETE   /_emulator/faults                            clear faults
-GET      /_emulator/requests                          recorded API requests
-DELETE   /_emulator/requests                          forget recorded requests
-GET      /_emulator/webhooks                          webhook deliveries made
-POST     /_emulator/rooms/{id}/join                   join (JSON: user_id?, member_id?, deliver?)
-POST     /_emulator/rooms/{id}/sessions/{sid}/leave   leave (JSON: deliver?)
-POST     /_emulator/rooms/{id}/webhook                send an arbitrary webhook body
-POST     /_emulator/reset                             clear state, records and faults
-GET      /_emulator/state                             rooms, members, users, sessions
-=======  ===========================================  ==================================
-
-Errors answer 400 ``{"message": ...}``; unknown paths 404, wrong methods 405.
+"""The emulator's own control API under ``/_emulator/`` (no API key needed): the test helpers of
+:class:`~.server.Emulator` over HTTP, for an emulator run as a separate process
+(``python -m django_pagecall.emulator``). The routes are listed in docs/testing.md.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Fault injection: answers the emulator gives instead of (or on top of) the real one.
 
-Owns: the :class:`Fault` rule (which requests it hits and what it does), its
-validation, and :class:`FaultList`, the queue of pending faults consumed in
-the order they were injected. Not thread-safe by itself: the emulator calls it
-under its state lock.
+:class:`Fault` (which requests it hits, what it does) and :class:`FaultList`, consumed in the
+order injected. Not thread-safe by itself: the emulator calls it under its state lock.
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
-"""The emulated workspace's records and the lookups every part of the state shares.
-
-Owns: the record types (Room, Member, User, Session) and the JSON shape the
-API answers for each (``as_api``; a Room carries exactly the spec's fields,
-deprecated ones as the literal ``"#DEPRECATED#"`` Pagecall sends); ids and
-timestamps in Pagecall's formats; :class:`EmulatorError` (what becomes a
-400); and :class:`Store`, the dicts behind one re-entrant lock with the
-lookups that raise it. The operations live in :mod:`.sessions` and
-:mod:`.state`.
+"""The emulated workspace's records (Room, Member, User, Session) and their JSON as the API
+answers it, ids and timestamps in Pagecall's formats, :class:`EmulatorError` (a 400), and
+:class:`Store`: the dicts behind one re-entrant lock, with the lookups every part shares.
 """
 
 from __future__ import annotations

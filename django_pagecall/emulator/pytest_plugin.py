@@ -1,31 +1,7 @@
-"""pytest fixtures for the Pagecall emulator (registered as the ``pagecall`` pytest11 plugin).
-
-Installing django-pagecall makes these fixtures available to every test suite
-in the environment, so a host site can test its Pagecall integration without
-the network::
-
-    def test_booking_opens_a_room(pagecall_emulator, client):
-        client.post("/book/", {...})                  # your code calls Pagecall
-        (room,) = pagecall_emulator.rooms.values()     # ...and hit the emulator
-        assert room["type"] == "private"
-
-    def test_pagecall_down(pagecall_emulator):
-        pagecall_emulator.inject("POST", "/rooms", status=500, times=None)
-        ...
-
-``pagecall_emulator_server`` (session scope)
-    One started :class:`~django_pagecall.emulator.Emulator` on a free loopback
-    port, API key ``"test-api-key"``, stopped at the end of the session.
-
-``pagecall_emulator`` (function scope)
-    The same emulator, reset (no rooms, users, records or faults). When Django
-    settings are configured, ``settings.PAGECALL`` is a copy of yours with
-    ``API_URL`` set to ``emulator.url`` and ``API_KEY`` to its key, for this
-    test only (through pytest-django's ``settings`` fixture when available,
-    else ``override_settings``).
-
-The module imports nothing from Django at import time, so it loads cleanly in
-suites where Django is not configured.
+"""pytest fixtures for the Pagecall emulator (registered as the ``pagecall`` pytest11 plugin):
+``pagecall_emulator_server`` (one per session) and ``pagecall_emulator`` (reset for each test,
+with ``settings.PAGECALL`` pointed at it); see docs/testing.md. Nothing from Django is imported
+at import time, so the plugin loads in suites where Django is not configured.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """The :class:`Emulator`: a Pagecall look-alike on a loopback port, and its test helpers.
 
-Owns: the lifecycle (bind, serve in a thread, stop), the loopback-only rule,
-the request records, the fault list, webhook deliveries, and the Python API
-tests use (inspect state, inject faults, make participants join and leave).
-The HTTP work is in :mod:`.transport`, the API in :mod:`.api`, the data and
-its rules in :mod:`.state`.
+Owns the lifecycle (bind, serve in a thread, stop), the loopback-only rule, the records of
+requests and webhooks, the faults, and the Python API tests use (docs/testing.md).
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
 """Participants: sessions, joins and leaves, and the webhook bodies they produce.
 
-Owns: ``GET /rooms/{room_id}/sessions``, :meth:`Sessions.join` and
-:meth:`Sessions.leave` (who may enter which room), ending sessions when a room
-is terminated or deleted or a member blocked, the ``meeting_time`` clock, and
-the webhook body of the Create Room page, exactly::
-
-    {"action": "sessionJoined" | "sessionLeft",
-     "payload": {"roomId", "userId" (absent when anonymous), "memberId",
-                 "sessionId", "sessionsCount", "membersCount", "timestamp"}}
-
-``sessionsCount`` is the number of the room's sessions connected after the
-event, ``membersCount`` the number of distinct members among them. Nothing is
-sent from here: a :class:`~.webhooks.WebhookEvent` is returned for the caller
-to deliver outside the lock.
+Who may join which room, sessions ended by a termination, deletion or block, the
+``meeting_time`` clock, and ``GET /rooms/{room_id}/sessions``. Events come back as
+:class:`~.webhooks.WebhookEvent` for the caller to send outside the lock (docs/testing.md).
 """
 
 from __future__ import annotations

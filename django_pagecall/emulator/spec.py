@@ -1,11 +1,6 @@
-"""Pagecall's OpenAPI spec as the emulator reads it.
-
-Owns: loading the shipped ``openapi3.json`` (a JSON copy of Pagecall's
-official ``openapi3.yaml``), the route table built from its ``paths``,
-query-parameter coercion, and a small validator for the JSON-schema subset
-the spec uses (``type``, ``required``, ``enum``, ``properties``, ``items``,
-``$ref``, ``default``). Standard library only: the emulator must run without
-pyyaml or jsonschema.
+"""Pagecall's OpenAPI spec as the emulator reads it: the shipped ``openapi3.json``, the route
+table built from its ``paths``, query-parameter coercion, and a validator for the JSON-schema
+subset the spec uses. Standard library only: the emulator runs without pyyaml or jsonschema.
 """
 
 from __future__ import annotations

@@ -1,30 +1,7 @@
-"""The emulated Pagecall workspace, in memory: the operations behind the REST API.
-
-Owns: rooms (list, create, update, delete), pages and room messages, members
-(list, create, get, update/block) and users (list, upsert, get, update,
-delete), plus :meth:`State.snapshot`. Records and lookups are in
-:mod:`.model`, sessions and participants in :mod:`.sessions`. Every public
-method takes the one re-entrant :attr:`~.model.Store.lock`. Nothing here does
-I/O: webhooks come back as :class:`~.webhooks.WebhookEvent` values for the
-caller to send once the lock is released.
-
-Readings of what the spec leaves open:
-
-* Unset optional fields (``started_at``, ``terminated_at``, a session's
-  ``user_id`` or ``disconnected_at``, a user's ``name``) are omitted, not
-  null, since the spec types them as plain strings.
-* Lists are in creation order.
-* Anonymous participants get a member id (webhooks and sessions carry it) but
-  are not listed by the members API, whose ``Member`` requires a ``user_id``.
-* Terminating (``is_terminated: true``) or deleting a room, or blocking a
-  member, ends the connected sessions concerned with ``sessionLeft`` webhooks,
-  as Pagecall kicking them would. ``is_terminated: false`` reopens a room.
-* A member is found by its generated id or by its ``user_id``; adding a member
-  whose ``user_id`` already is one updates it. Blocking removes the member.
-* ``POST /users`` upserts by ``user_id``: given fields replace, others stay,
-  and the access token (32 url-safe characters) is made once per user.
-* ``email_search_query``: users have no email in the spec, so it is matched
-  (case-insensitive substring) against ``user_id`` and ``name``.
+"""The emulated Pagecall workspace, in memory: the operations behind the REST API (rooms, pages,
+messages, members, users, snapshot). Every public method takes the store's one lock and does no
+I/O: webhooks come back as :class:`~.webhooks.WebhookEvent` values to send once it is released.
+How it reads what the spec leaves open: docs/testing.md.
 """
 
 from __future__ import annotations

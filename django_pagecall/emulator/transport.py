@@ -1,11 +1,8 @@
 """The emulator's HTTP transport: a threading HTTP/1.1 server and its request handler.
 
-Owns: sockets and bytes. Reads requests (Content-Length or chunked bodies),
-hands API paths to :mod:`.api` and ``/_emulator/`` paths to :mod:`.control`,
-writes JSON answers with a Content-Length (so keep-alive works with pooled
-clients), and carries out dropped connections (close without answering).
-Tracks open connections so :meth:`EmulatorHTTPServer.close_connections` can
-cut keep-alive clients when the emulator stops.
+Sockets and bytes: reading bodies (Content-Length or chunked), handing paths to :mod:`.api` or
+:mod:`.control`, JSON answers with a Content-Length so keep-alive works, dropped connections,
+and cutting open connections when the emulator stops.
 """
 
 from __future__ import annotations

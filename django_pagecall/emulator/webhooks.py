@@ -1,9 +1,6 @@
-"""Webhook calls the emulator makes to a room's ``webhook.url``.
-
-Owns: the :class:`WebhookEvent` (what to send, built under the state lock)
-and :func:`deliver` (sends it with ``urllib.request``, outside any lock, and
-returns a :class:`Delivery` record). Proxies from the environment are ignored:
-webhook targets in tests are local servers.
+"""Webhook calls the emulator makes to a room's ``webhook.url``: the :class:`WebhookEvent`
+(built under the state lock) and :func:`deliver` (sent with ``urllib.request`` outside any lock,
+returning a :class:`Delivery`). Proxies from the environment are ignored.
 """
 
 from __future__ import annotations

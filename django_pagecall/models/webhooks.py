@@ -1,13 +1,8 @@
-"""Webhook deliveries: every authenticated call Pagecall made to the webhook view, kept as received.
+"""Webhook deliveries: every authenticated call Pagecall made to the webhook view, as received.
 
-A row records what came in (headers with secrets masked, the raw body, the
-remote address, when) and what became of it (processed, failed with the
-error and traceback, or waiting for the room's Pagecall id), so failures can
-be seen in the admin and replayed. A delivery refused for its body (answered
-400 or 413) is ``failed`` with the result ``invalid`` or ``too_large``: running
-it again cannot help, so ``pagecall_replay`` leaves it out unless it is named
-(``--id``, or the admin's action). Requests that fail authentication are never
-stored. Only :mod:`django_pagecall.webhooks` writes these rows.
+A row keeps what came in (headers with secrets masked, body, remote address) and what became of
+it, for the admin and for replaying. Only :mod:`django_pagecall.webhooks` writes these rows
+(docs/webhooks.md).
 """
 
 from __future__ import annotations

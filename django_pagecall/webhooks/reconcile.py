@@ -1,15 +1,8 @@
 """Sessions the webhooks missed, filled in from Pagecall's ``GET /rooms/{id}/sessions``.
 
-Pagecall documents no webhook retries, so a delivery lost on the way (the
-site down, a deploy, a network fault) would leave a session unknown, or
-online forever. :func:`reconcile_sessions` asks Pagecall for the sessions of
-every room that is on Pagecall and not terminated, creates the missing ones
-(``source = reconciled``) and fills in a ``joined_at`` or ``left_at`` that is
-still empty. It never overwrites what a webhook wrote, and sends no signal:
-``session_joined`` and ``session_left`` stand for webhooks.
-
-Run by ``manage.py pagecall_sync --sessions``. One API call per room; no
-database lock is held across it.
+For each room on Pagecall and not terminated, missing sessions are created (``source =
+reconciled``) and an empty ``joined_at`` or ``left_at`` is filled in; what a webhook wrote is
+never overwritten, and no signal is sent. Run by ``manage.py pagecall_sync --sessions``.
 """
 
 from __future__ import annotations

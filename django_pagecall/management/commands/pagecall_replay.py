@@ -1,11 +1,7 @@
 """``manage.py pagecall_replay``: process stored webhook deliveries again.
 
-By default, every ``failed`` and ``waiting`` delivery, oldest first, except
-those refused for their body (answered 400 or 413: result ``invalid`` or
-``too_large``), which fail whenever they run; ``--id`` picks deliveries by
-primary key, whatever their state or result. Safe to run at any time and any
-number of times: applying a delivery twice changes nothing the second time.
-Exits with an error when some delivery still fails.
+Failed and waiting deliveries by default, or those named with ``--id``; safe to run any number
+of times. Options and exit status: docs/commands.md.
 """
 
 from __future__ import annotations

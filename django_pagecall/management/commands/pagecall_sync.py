@@ -1,13 +1,7 @@
 """``manage.py pagecall_sync``: send to Pagecall every room and member that has not reached it.
 
-Runs inline, without Celery, so it also works while the broker is down. Safe
-to run at any time, beside workers: each row is claimed before it is sent. Sweeps every
-database alias the app's tables are migrated on, or the one given with ``--database``.
-Prints ``N sent, M failed, K to retry`` and exits with status 1 when anything failed or is
-left to retry (the message says where to look).
-
-``--sessions`` then fills in the sessions webhooks missed, from Pagecall's
-list of each open room's sessions (:mod:`django_pagecall.webhooks.reconcile`).
+Runs inline, without Celery, beside workers or while the broker is down; ``--sessions`` also
+fills in the sessions webhooks missed. Options and exit status: docs/commands.md.
 """
 
 from __future__ import annotations
