@@ -2,15 +2,7 @@
 smallest in the same run: the count should stay the same, and the time should grow slowly.
 
     python benchmarks/admin_changelist.py [--lists rooms,deliveries,sessions]
-                                          [--sizes 10,1000,10000,100000] [--repeat 5]
-
-Three changelists, as staff open them (default page, superuser): rooms (two members each),
-webhook deliveries and sessions (spread over 100 rooms and 90 days, so that the date
-hierarchy has months to show). Rows are inserted with ``bulk_create`` (no dispatch), grown
-from one size to the next, and deleted at the end. Uses the benchmark PostgreSQL database
-(``pagecall_bench``, created if missing); each table is analysed after it grows, as
-autovacuum would.
-"""
+                                          [--sizes 10,1000,10000,100000] [--repeat 5]"""
 
 from __future__ import annotations
 

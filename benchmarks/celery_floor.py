@@ -1,13 +1,6 @@
-"""The Celery floor of the room benchmark (``benchmarks/rooms.py``): a task that only posts a room.
-
-The worker of that benchmark imports this module (``celery worker -I benchmarks.celery_floor``).
-:func:`post_room` sends the same body as the plain loop, through the app's own client, with the
-app's task options (``acks_late``, ``ignore_result``), and touches no database: no claim, no
-store, no follow-ups. Rooms per second through it, against the plain loop, is what any design
-built on a Celery task per room can reach on this broker and machine; the app's own figure is
-compared with it, so that the cost of Celery and the cost of the app's state machine are told
-apart. Not part of the app.
-"""
+"""The Celery floor of the room benchmark: a task that only posts a room, through the app's
+client with the app's task options, touching no database (the worker of ``benchmarks/rooms.py``
+imports it). Against the plain loop it tells what Celery costs apart from the app's own work."""
 
 from __future__ import annotations
 

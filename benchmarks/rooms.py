@@ -1,23 +1,8 @@
-"""Room creation benchmarks, each a ratio against a baseline measured in the same run.
+"""Room creation: rooms/s through a real Celery worker against a plain requests loop; save cost.
 
-1. Throughput: rooms created per second from ``Room.save()`` through a real Celery worker
-   (Redis broker, PostgreSQL) to the emulator, against the ceiling: a plain
-   ``requests.Session`` loop posting the same bodies to the same emulator at the same
-   concurrency. Target: at least 0.5 of the ceiling. Beside it, the Celery floor: the same
-   worker running a task that only posts the body (``benchmarks/celery_floor.py``, no
-   database), so that what Celery costs and what the app's own work costs are told apart.
-   Each side's CPU per room is printed by part (worker main and pool processes, PostgreSQL,
-   Redis, this process), read from ``/proc``.
-2. Save cost: ``Room.save()`` with its dispatch (on_commit, publishing the task) against
-   saving a plain model with the same fields, same database, same run.
+    python benchmarks/rooms.py [--rooms 1000] [--repeat 5] [--latency 0.05] [--concurrency 4]
 
-    python benchmarks/rooms.py [--rooms 1000] [--concurrency 4] [--repeat 5] [--saves 200]
-
-Needs PostgreSQL and Redis on their default local ports (database ``pagecall_bench`` is
-created if missing; Redis database 14 is flushed). ``PG_PREPARE_THRESHOLD=5`` runs the worker
-with ``DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5``, the README's setting for a
-database reached without a transaction-mode pooler (the default is Django's: never prepare).
-"""
+Needs PostgreSQL and Redis locally; docs/performance.md tells the method and the figures."""
 
 from __future__ import annotations
 
@@ -39,6 +24,16 @@ from benchmarks.celery_floor import body
 
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
 QUEUE = "pagecall-bench"
+
+
+def inject_latency(emu: Any, seconds: float) -> None:
+    """Delay every answer of ``emu`` by ``seconds``: a delay fault on each route of the spec,
+    any method, forever (``times=None``). ``emu.reset()`` clears faults: call it again after."""
+    from django_pagecall.emulator import spec
+
+    if seconds > 0:
+        for route in spec.routes():
+            emu.inject("*", route.template, delay=seconds, times=None)
 
 
 PARTS = ("worker main", "worker pool", "PostgreSQL", "Redis", "this process")
@@ -136,7 +131,7 @@ class Worker:
     """A real Celery worker (prefork unless ``BENCH_POOL`` says otherwise) on the benchmark's
     broker (Redis unless ``BENCH_BROKER_URL`` says otherwise),
     started once and warmed up: every pool process has its database connection, its HTTP
-    connection and PostgreSQL's plans of the creation functions before the first timed run."""
+    connection and PostgreSQL's plans of its statements before the first timed run."""
 
     def __init__(self, emu_url: str, concurrency: int) -> None:
         env = {
@@ -290,8 +285,8 @@ def analyze() -> None:
 
 def vacuum() -> None:
     """Start from clean tables: the rows of earlier runs, deleted, are still in the tables and
-    their indexes until a vacuum, and PostgreSQL's autovacuum may be off (it is on the machine
-    of BENCHMARKS.md). Left there, they made every later run slower than the one before."""
+    their indexes until a vacuum, and PostgreSQL's autovacuum may be off; left there, they
+    would make every later run slower than the one before."""
     each_table("VACUUM ANALYZE")
 
 
@@ -305,7 +300,16 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=5, help="Runs of each, alternating; the median is the figure."
     )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="Delay every Pagecall (emulator) answer by this much, for every side (default 0).",
+    )
     args = parser.parse_args()
+    if args.latency < 0:
+        parser.error("--latency must be >= 0")
 
     setup_django(CELERY_BROKER_URL=BROKER, CELERY_QUEUE=QUEUE)
     from django.conf import settings
@@ -318,8 +322,10 @@ def main() -> None:
     vacuum()
     ratios: list[float] = []
     floor_ratios: list[float] = []
+    all_rates: dict[str, list[float]] = {"loop": [], "floor": [], "ours": []}
     with Emulator() as emu:
         settings.PAGECALL = {**settings.PAGECALL, "API_URL": emu.url, "API_KEY": emu.api_key}
+        inject_latency(emu, args.latency)
         loop = Ceiling(emu.url, emu.api_key, args.concurrency)
         worker = Worker(emu.url, args.concurrency)
         try:
@@ -337,11 +343,15 @@ def main() -> None:
             for repeat in range(args.repeat):
                 Room.objects.all().delete()
                 vacuum()
-                emu.reset()
+                emu.reset()  # clears the faults too
+                inject_latency(emu, args.latency)
                 # Rotate which goes first, so that drift on a shared machine hits all alike.
-                rates, cpu = {}, {}
+                rates, cpu, calls = {}, {}, {}
                 for name in order[repeat % 3 :] + order[: repeat % 3]:
+                    emu.clear_requests()
                     rates[name], cpu[name] = sides[name]()
+                    calls[name] = emu.clear_requests() / args.rooms  # API requests per room
+                    all_rates[name].append(rates[name])
                 base, floor, ours = rates["loop"], rates["floor"], rates["ours"]
                 # The loop's and the floor's rooms are at the emulator too: what is there beyond
                 # them and the stored rooms was created twice.
@@ -354,15 +364,22 @@ def main() -> None:
                       flush=True)  # fmt: skip
                 for name, label in (("loop", "plain loop"), ("floor", "Celery floor"),
                                     ("ours", "the app")):  # fmt: skip
-                    print(f"    CPU per room, {label}: {cpu[name]}", flush=True)
+                    print(f"    CPU per room, {label}: {cpu[name]}; API requests per room "
+                          f"{calls[name]:.2f}", flush=True)  # fmt: skip
         finally:
             worker.stop()
             loop.pool.shutdown()
     Room.objects.all().delete()
+    prepare = settings.DATABASES["default"].get("OPTIONS", {}).get("prepare_threshold")
     print(f"room creation throughput ratio: median {statistics.median(ratios):.2f} of "
-          f"{len(ratios)} runs (target >= 0.5; {args.rooms} rooms each, concurrency "
-          f"{args.concurrency}; each run: {', '.join(f'{r:.2f}' for r in ratios)}; "
-          f"prepare_threshold: {os.environ.get('PG_PREPARE_THRESHOLD') or 'None, as Django'})")  # fmt: skip
+          f"{len(ratios)} runs (target >= 0.9 with --latency 0.05; latency {args.latency:g} s; "
+          f"{args.rooms} rooms each, concurrency {args.concurrency}; each run: "
+          f"{', '.join(f'{r:.2f}' for r in ratios)}; prepare_threshold: "
+          f"{prepare if prepare is not None else 'None, as Django'})")  # fmt: skip
+    print("median rooms/s: " + ", ".join(
+        f"{label} {statistics.median(all_rates[name]):.1f}"
+        for name, label in (("loop", "plain loop"), ("floor", "Celery floor"), ("ours", "the app"))
+    ))  # fmt: skip
     print(f"Celery floor (a task that only posts, no database) ratio: median "
           f"{statistics.median(floor_ratios):.2f} (each run: "
           f"{', '.join(f'{r:.2f}' for r in floor_ratios)}); the app's share of the floor: "

@@ -1,37 +1,9 @@
-"""Soak test: the whole app under load and faults for a bounded time, then a check that nothing
-was lost, nothing created twice and every session recorded right.
+"""Soak test: the whole app under load and every fault for a bounded time, then a check that
+nothing was lost, nothing created twice and every session recorded right.
 
-    python -m benchmarks.soak                  # 2 minutes (from the repository root)
-    python -m benchmarks.soak --duration 15    # the smoke test's run (tests/test_soak.py)
+    python -m benchmarks.soak [--duration 120]    # tests/test_soak.py runs it for 20 s
 
-What runs, all on loopback:
-
-* its own PostgreSQL database (``--database``, default ``pagecall_soak``: dropped and made again),
-  a private redis-server as the Celery broker, and ``--workers`` Celery worker processes
-  (``tests.celery_app``, solo pool);
-* the Pagecall emulator, in this process, and a live server of the site (Django's threaded
-  WSGI server, the test settings) that the emulator's webhooks go to;
-* ``--creators`` threads saving rooms (with 0 to 3 members in the same transaction) and adding
-  members to earlier rooms; ``--participants`` threads making the emulator's participants join
-  and leave rooms (each a webhook, sent at once, even before the app has stored the room's id);
-  ``--loaders`` threads loading the webhook endpoint with duplicates of real deliveries,
-  requests without or with wrong credentials, invalid and oversized bodies; a beat thread
-  queueing the periodic ``django_pagecall.tasks.sync`` every 10 s;
-* a fault every ``--fault-interval`` seconds, in turn: Pagecall answering 5xx (rooms, members,
-  the look-up by name), creating a room then dropping the connection, dropping it before, or
-  creating it after the read timeout (within ``AMBIGUOUS_GRACE``: see :meth:`Soak.late_by`);
-  the broker stopped and started again (it keeps nothing: every queued task is lost); a worker
-  killed with SIGKILL and a new one started.
-
-Then it stops the load, lets the workers drain, stops them, runs ``pagecall_sync`` and
-``pagecall_replay``, and checks and prints: every room and member synced; every room on the
-emulator once (names are unique, so a count per name); every session the emulator played
-present with its join and leave times; every webhook the emulator sent accepted and stored
-processed; every load request answered as expected. Sessions are not reconciled from
-Pagecall's list first: they must have come from the webhooks. Exit status 1 on any loss or
-surprise, 0 otherwise. Logs (site, workers) go to a temporary directory, kept on failure or
-with ``--keep-logs``.
-"""
+docs/performance.md tells what runs and what is checked; exit status 1 on any loss."""
 
 from __future__ import annotations
 
