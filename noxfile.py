@@ -7,7 +7,8 @@ and puts the interpreters on PATH first. The sessions:
 * ``tests-3.11`` (Django 5.2, with the browser tests) and ``tests-3.13`` (Django 6.x): the whole
   suite on PostgreSQL;
 * ``tests_mariadb`` (Python 3.11, Django 5.2): the whole suite but the browser tests, on MariaDB;
-* ``tests_sqlite``: the fast layer on SQLite.
+* ``tests_sqlite``: the fast layer on SQLite;
+* ``docs``: the documentation site (Sphinx, Furo, MyST), warnings as errors, into docs/_build/html.
 
 Each tests session uses a database of its own (pytest-django creates ``test_<name>``) and a
 Redis database of its own, so that sessions can run side by side. ``DATABASE_URL`` in the
@@ -26,6 +27,7 @@ from packaging.requirements import Requirement
 
 ROOT = Path(__file__).parent
 ARTIFACTS = ROOT / "test-artifacts"
+DOCS_BUILD = ROOT / "docs" / "_build" / "html"
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True  # a missing Python fails, never skips
@@ -135,3 +137,19 @@ def tests_sqlite(session: nox.Session) -> None:
     session.install("-e", ".[test]", DJANGO_FOR_PYTHON["3.11"])
     env = {"DATABASE_URL": "sqlite://", "REDIS_URL": redis_url(session)}
     run_pytest(session, env, "-m", "not integration and not packaging and not browser")
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """The documentation site from docs/, warnings as errors, into docs/_build/html."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-b",
+        "html",
+        "docs",
+        str(DOCS_BUILD),
+        *session.posargs,
+    )

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh machine:
 #   bash scripts/test.sh                 # every nox session (lint, typecheck, tests on PostgreSQL,
-#                                        # MariaDB and SQLite)
+#                                        # MariaDB and SQLite, docs)
 #   bash scripts/test.sh -s tests-3.11   # extra arguments go to nox
 #   bash scripts/test.sh --fresh -s lint # --fresh (or FRESH=1) recreates .venv first
 # Makes sure PostgreSQL, MariaDB and Redis are up, installs the Debian packages it needs (as

@@ -1,4 +1,5 @@
-"""The README stays true to the code: its settings table is the one ``conf.KEYS`` makes."""
+"""The README and the docs stay true to the code: their settings tables are the one ``conf.KEYS``
+makes."""
 
 from __future__ import annotations
 
@@ -26,6 +27,15 @@ def test_readme_settings_table_matches_conf_keys() -> None:
     readme = (ROOT / "README.md").read_text()
     assert table.block() in readme, (
         "README.md's settings table is out of date: run `python scripts/settings_table.py --write`"
+    )
+
+
+def test_docs_settings_table_matches_conf_keys() -> None:
+    table = settings_table()
+    page = (ROOT / "docs" / "settings.md").read_text()
+    assert table.block() in page, (
+        "docs/settings.md's settings table is out of date: "
+        "run `python scripts/settings_table.py --write`"
     )
 
 
