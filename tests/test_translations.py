@@ -149,6 +149,9 @@ def django_translates(msgid: str) -> bool:
 
     import django
 
-    locale = Path(django.__file__).parent / "conf" / "locale"
-    catalogue = gettext.translation("django", locale, languages=["ko"], fallback=True)
-    return catalogue.gettext(msgid) != msgid
+    root = Path(django.__file__).parent
+    for locale in (root / "conf" / "locale", root / "contrib" / "admin" / "locale"):
+        catalogue = gettext.translation("django", locale, languages=["ko"], fallback=True)
+        if catalogue.gettext(msgid) != msgid:
+            return True
+    return False
