@@ -71,6 +71,13 @@ KEYS: Final[tuple[Key, ...]] = (
         "Default: `str(user.pk)`.",
     ),
     Key(
+        "CAN_JOIN_FUNCTION",
+        None,
+        "Dotted path of a function `(user, room) -> bool` deciding who may join a room through "
+        "the app's join, replay and room pages, its API and `{% pagecall_room %}`. Default: the "
+        "room's members (through `site_user`, not blocked), and anyone for an `open` room.",
+    ),
+    Key(
         "WEBHOOK_MAX_BODY_SIZE",
         65536,
         "Largest webhook body accepted, in bytes; a larger one is answered 413 without being read.",
@@ -129,6 +136,10 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
     "RETRY_BACKOFF_MAX": (_positive_number, "a positive number of seconds"),
     "DELETE_REMOTE_ROOMS": (lambda v: isinstance(v, bool), "True or False"),
     "USER_ID_FUNCTION": (
+        lambda v: callable(v) or (isinstance(v, str) and "." in v),
+        "a dotted path to a function, or a function",
+    ),
+    "CAN_JOIN_FUNCTION": (
         lambda v: callable(v) or (isinstance(v, str) and "." in v),
         "a dotted path to a function, or a function",
     ),

@@ -300,6 +300,13 @@ class Room(SyncFields):
 
     def _app_url(self, page: str, user: AbstractBaseUser | Member | str | None) -> str:
         from .. import sync
+
+        self.app_link(page, None)  # refuses a room that is not on Pagecall before any call
+        token = None if user is None else sync.access_token_for(self, user)
+        return self.app_link(page, token)
+
+    def app_link(self, page: str, access_token: str | None) -> str:
+        """``{APP_URL}/{page}?room_id=...&access_token=...``, for a token already at hand."""
         from ..conf import pagecall_settings
 
         if not self.pagecall_id:
@@ -307,8 +314,8 @@ class Room(SyncFields):
                 f"room {self.pk} has no Pagecall id yet (sync state: {self.sync_state})"
             )
         query = {"room_id": self.pagecall_id}
-        if user is not None:
-            query["access_token"] = sync.access_token_for(self, user)
+        if access_token is not None:
+            query["access_token"] = access_token
         return f"{pagecall_settings.APP_URL}/{page}?{urlencode(query)}"
 
 
