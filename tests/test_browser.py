@@ -6,8 +6,10 @@
   shows under the room and in the room list, the session and delivery lists
   filter down to it, and the room is terminated through the confirmation page.
 * The example site, as ``manage.py pagecall_demo --serve`` runs it (its own emulator, worker
-  process, SQLite and filesystem broker): Alice logs in, joins from "my rooms", enters the
-  emulated meeting, and the admin shows her online.
+  process, SQLite and filesystem broker): Alice logs in, opens her room from "my rooms", enters
+  the meeting embedded in its page, and the admin shows her online.
+* The app's room page: a member enters the embedded meeting (the emulator's meeting page in the
+  frame) and leaves it, and her session is recorded.
 
 Screenshots go to ``test-artifacts/screenshots/``. Without /usr/bin/chromium (or Playwright)
 these tests skip, except under CI (``CI`` set), where that is a failure: ``scripts/test.sh``
@@ -245,7 +247,7 @@ def answers(url: str) -> bool:
         return False
 
 
-def test_example_site_join_from_my_rooms_in_the_emulated_meeting(
+def test_example_site_enter_the_embedded_meeting_from_my_rooms(
     browser: Browser, tmp_path: Path
 ) -> None:
     port = free_port()
@@ -256,17 +258,17 @@ def test_example_site_join_from_my_rooms_in_the_emulated_meeting(
         page = browser.page
         browser.log_in(f"{site}/accounts/login/", "alice", "alice")
         assert page.locator("h1").inner_text() == "My rooms"
-        browser.reload_until(".room .join", "Join")  # once the worker has created the room
+        browser.reload_until(".room .join", "Enter")  # once the worker has created the room
         assert page.locator(".room h2").inner_text() == "Alice and Bob's room"
         browser.shot("my-rooms")
 
         page.click(".room .join")
         page.wait_for_load_state()
-        assert page.url.startswith(f"{site}/emulated-pagecall/meet?room_id=")
-        assert "You are alice." in page.locator("main").inner_text()
-        page.get_by_role("button", name="Enter the meeting").click()
-        page.wait_for_load_state()
-        assert "In the meeting since" in page.locator("main").inner_text()
+        assert page.url.startswith(f"{site}/pagecall/room/")
+        assert page.locator("header").get_by_text("Example site").is_visible()  # its layout
+        meeting = page.frame_locator("iframe.pagecall-room__frame")
+        meeting.get_by_role("button", name="Enter the meeting").click()
+        meeting.get_by_role("button", name="Leave").wait_for()
         browser.shot("in-the-meeting")
 
         page.goto(f"{site}/")
@@ -277,3 +279,50 @@ def test_example_site_join_from_my_rooms_in_the_emulated_meeting(
         assert row.locator("td.field-online_now").inner_text().strip() == "1: alice"
         browser.shot("admin-sees-alice")
     assert process.returncode is not None
+
+
+def test_a_member_enters_the_embedded_meeting_from_the_room_page(
+    browser: Browser, live_server: Any, pagecall_emulator: Emulator, settings: Any, client: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from django_pagecall.models import Member
+
+    settings.PAGECALL = {**settings.PAGECALL, "WEBHOOK_URL": f"{live_server.url}/pagecall/webhook/"}
+    alice = get_user_model().objects.create_user("alice", password="pw", first_name="Alice")
+    room = Room.objects.create(name="Embedded algebra", type="private")
+    Member.objects.create(room=room, site_user=alice, name="Alice")
+    room.refresh_from_db()
+    assert room.pagecall_id  # created on the emulator (tasks run eagerly here)
+
+    # Signed in as alice: the site's session cookie, as her browser would hold it.
+    client.force_login(alice)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    browser.page.context.add_cookies(
+        [{"name": cookie.key, "value": cookie.value, "url": live_server.url}]
+    )
+    page = browser.page
+    page.goto(f"{live_server.url}/pagecall/room/{room.pk}/")
+    assert page.locator("h1").inner_text() == "Embedded algebra"
+    frame_element = page.locator("iframe.pagecall-room__frame")
+    assert frame_element.get_attribute("title") == "Meeting: Embedded algebra"
+    assert "camera" in (frame_element.get_attribute("allow") or "")
+    assert page.get_by_role("link", name="Open the meeting in a new tab").is_visible()
+    meeting = page.frame_locator("iframe.pagecall-room__frame")
+    enter = meeting.get_by_role("button", name="Enter the meeting")
+    enter.wait_for()
+    assert "Embedded algebra" in meeting.locator("body").inner_text()
+    assert page.locator(".pagecall-room__fallback").is_hidden()  # the frame loaded
+    browser.shot("room-page")
+
+    enter.click()
+    meeting.get_by_role("button", name="Leave").wait_for()
+    session = wait_for(lambda: Session.objects.filter(room=room, left_at=None).first())
+    assert session.user_id == str(alice.pk)
+    assert session.joined_at is not None
+    browser.shot("in-the-meeting")
+
+    meeting.get_by_role("button", name="Leave").click()
+    meeting.get_by_role("button", name="Enter the meeting").wait_for()
+    wait_for(lambda: Session.objects.get(pk=session.pk).left_at is not None)
+    browser.shot("left-the-meeting")

@@ -41,6 +41,8 @@ def test_a_complete_configuration_passes() -> None:
         ({**GOOD, "CONNECT_TIMEOUT": "3"}, ["pagecall.E005"]),
         ({**GOOD, "MAX_ATTEMPTS": 0}, ["pagecall.E005"]),
         ({**GOOD, "APP_URL": "app.pagecall.com"}, ["pagecall.E005"]),
+        ({**GOOD, "CAN_JOIN_FUNCTION": "can_join"}, ["pagecall.E005"]),
+        ({**GOOD, "CAN_JOIN_FUNCTION": "myschool.pagecall.can_join"}, []),
         ({**GOOD, "API_KEYS": "typo"}, ["pagecall.W003"]),
         ({**GOOD, "WEBHOOK_URL": "http://site.example/pagecall/webhook/"}, ["pagecall.W004"]),
         ({**GOOD, "WEBHOOK_URL": "http://127.0.0.1:8000/pagecall/webhook/"}, []),

@@ -4,9 +4,9 @@
   immediate transactions, because the site, the Celery worker and the demo write to it at once.
 * Celery: kombu's filesystem transport under ``example_project/.broker/`` (``EXAMPLE_BROKER_DIR``),
   so a real worker process runs without a broker server; Redis instead when ``REDIS_URL`` is set.
-* Pagecall: the bundled emulator. ``manage.py pagecall_demo`` starts it and passes its URL to the
-  worker in ``PAGECALL_API_URL``; the other ``PAGECALL_*`` variables below let the same settings
-  point at a real workspace.
+* Pagecall: the bundled emulator. ``manage.py pagecall_demo`` starts it and passes its URLs to the
+  worker and the site (``PAGECALL_API_URL``, ``PAGECALL_APP_URL`` for its meeting page); the same
+  variables point the settings at a real workspace.
 
 Not for production: the secret key and DEBUG are for a local demo only.
 """
@@ -53,8 +53,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "example",  # above django_pagecall: its django_pagecall/base.html overrides the app's
     "django_pagecall",
-    "example",
 ]
 
 MIDDLEWARE = [
@@ -90,9 +90,6 @@ PAGECALL = {
     "APP_URL": os.environ.get("PAGECALL_APP_URL", "https://app.pagecall.com"),
     "USER_ID_FUNCTION": "example.users.pagecall_user_id",
 }
-
-#: The emulator's base URL (its control API is under /_emulator/), for the emulated meeting page.
-EXAMPLE_EMULATOR_URL = os.environ.get("EXAMPLE_EMULATOR_URL", "")
 
 # -- Celery (read by example/celery.py) --------------------------------------------------------
 

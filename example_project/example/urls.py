@@ -1,4 +1,5 @@
-"""The example site's URLs: the admin, the app's webhook, and the host pages in ``views``."""
+"""The example site's URLs: its "my rooms" page, log in and out, the admin, and the app's URLs
+(the webhook, the join, replay and room pages, and the API for front ends)."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -8,9 +9,6 @@ from . import views
 
 urlpatterns = [
     path("", views.my_rooms, name="my-rooms"),
-    path("rooms/<int:pk>/join/", views.join, name="join"),
-    path("rooms/<int:pk>/replay/", views.replay, name="replay"),
-    path("emulated-pagecall/<str:page>", views.emulated_meeting, name="emulated-meeting"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

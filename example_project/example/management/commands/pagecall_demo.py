@@ -3,15 +3,15 @@
 It starts the Pagecall emulator (a process), serves this site in a thread (Pagecall's webhooks
 come to it), and starts a real Celery worker process on the site's broker (kombu's filesystem
 transport, or Redis with ``REDIS_URL``). Then: a private room with two members is saved, the
-worker creates it on Pagecall, Alice logs in and gets her join link from "my rooms", she joins
-and leaves through the emulator's control API, the webhooks make a session, and the session is
-printed. It exits 0 only when every step happened, and non-zero with the step and the reason
+worker creates it on Pagecall, Alice logs in, opens the room's page from "my rooms" (the
+meeting embedded by the app), enters and leaves on the emulator's meeting page, the webhooks make
+a session, and the session is printed. It exits 0 only when every step happened, and non-zero with the step and the reason
 (with the worker's or emulator's log when one of them is at fault) otherwise; every wait is
 bounded by ``--timeout``.
 
 ``--serve`` starts the same emulator and worker and then runs the site with ``runserver`` until
-Ctrl-C, with a room for Alice and Bob ready: log in, press Join, and the emulated meeting page
-lets you enter and leave the meeting while the admin shows the session.
+Ctrl-C, with a room for Alice and Bob ready: log in, press Enter, and the emulator's meeting
+page, embedded in the room's page, lets you enter and leave while the admin shows the session.
 
 The emulator keeps everything in memory, so when the command starts one it first removes the
 rooms and Pagecall users of earlier runs (they are not on the new emulator). ``--api-url`` uses
@@ -32,6 +32,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.test.utils import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from django_pagecall.admin.sessions import format_duration
@@ -135,12 +136,13 @@ class Command(BaseCommand):
             stack.callback(site.stop)
             site_url = site.url
         webhook_url = f"{site_url}/pagecall/webhook/"
-        pagecall = {**settings.PAGECALL, "API_URL": api_url, "WEBHOOK_URL": webhook_url}
-        extra: dict[str, Any] = {}
-        if serve:  # no meeting app in the emulator: the site's stand-in page plays it
-            pagecall["APP_URL"] = f"{site_url}/emulated-pagecall"
-            extra["EXAMPLE_EMULATOR_URL"] = self.emulator_base
-        stack.enter_context(override_settings(PAGECALL=pagecall, **extra))
+        pagecall = {
+            **settings.PAGECALL,
+            "API_URL": api_url,
+            "WEBHOOK_URL": webhook_url,
+            "APP_URL": self.emulator_base,  # the emulator's meeting page, embedded by the site
+        }
+        stack.enter_context(override_settings(PAGECALL=pagecall))
         self.detail(f"{site_url}/ (Pagecall's webhooks: {webhook_url})")
 
         self.step("a Celery worker")
@@ -160,8 +162,9 @@ class Command(BaseCommand):
             self.serve(site_url, people)
             return
         room = self.create_room(people)
-        self.log_in_and_get_the_link(site_url, room, people["alice"])
-        session = self.join_and_leave(room, user_id_for(people["alice"]))
+        with requests.Session() as browser:
+            meeting = self.log_in_and_open_the_room(browser, site_url, room, people["alice"])
+            session = self.enter_and_leave(browser, meeting, room)
         self.step("the session")
         self.stdout.write(
             f"session {session.session_id}: {session.user_id} in “{room.name}” "
@@ -232,62 +235,93 @@ class Command(BaseCommand):
         )
         return room
 
-    def log_in_and_get_the_link(self, site_url: str, room: Room, alice: Any) -> None:
-        self.step("Alice logs in; her “my rooms” page has a Join link")
-        with requests.Session() as browser:
-            login = f"{site_url}/accounts/login/"
-            browser.get(login, timeout=HTTP_TIMEOUT).raise_for_status()
-            browser.post(
-                login,
-                {
-                    "username": "alice",
-                    "password": "alice",
-                    "csrfmiddlewaretoken": browser.cookies.get("csrftoken", ""),
-                },
-                timeout=HTTP_TIMEOUT,
-            ).raise_for_status()
-            page = browser.get(f"{site_url}/", timeout=HTTP_TIMEOUT)
-            join_path = f"/rooms/{room.pk}/join/"
-            if room.name not in page.text or join_path not in page.text:
-                raise DemoError("“my rooms” does not list the room with its Join link")
-            join = browser.get(site_url + join_path, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    def log_in_and_open_the_room(
+        self, browser: requests.Session, site_url: str, room: Room, alice: Any
+    ) -> str:
+        """Alice's way in, as her browser takes it; returns the meeting page's URL."""
+        self.step("Alice logs in; the room's page embeds the meeting, the join view leads into it")
+        login = f"{site_url}/accounts/login/"
+        browser.get(login, timeout=HTTP_TIMEOUT).raise_for_status()
+        browser.post(
+            login,
+            {
+                "username": "alice",
+                "password": "alice",
+                "csrfmiddlewaretoken": browser.cookies.get("csrftoken", ""),
+            },
+            timeout=HTTP_TIMEOUT,
+        ).raise_for_status()
+        room_path = reverse("pagecall:room", args=[room.pk])
+        join_path = reverse("pagecall:join", args=[room.pk])
+        if room_path not in browser.get(f"{site_url}/", timeout=HTTP_TIMEOUT).text:
+            raise DemoError("“my rooms” does not link to the room's page")
+        page = browser.get(site_url + room_path, timeout=HTTP_TIMEOUT).text
+        if f'<iframe class="pagecall-room__frame" src="{join_path}"' not in page:
+            raise DemoError(f"the room's page does not embed the meeting ({join_path})")
+        join = browser.get(site_url + join_path, allow_redirects=False, timeout=HTTP_TIMEOUT)
         link = join.headers.get("Location", "")
         token = PagecallUser.objects.get(user_id=user_id_for(alice)).access_token
         if join.status_code != 302 or f"room_id={room.pagecall_id}" not in link or not token:
-            raise DemoError(f"the Join link is not a link into the room: {join.status_code} {link}")
+            raise DemoError(f"the join view does not lead into the room: {join.status_code}")
         # Printed masked: the token lets whoever holds it in as Alice.
-        self.detail(f"Join → {link.replace(token, mask_token(token))}")
+        self.detail(f"{room_path} frames {join_path} → {link.replace(token, mask_token(token))}")
+        api = browser.post(
+            site_url + reverse("pagecall:api-room-join", args=[room.pk]),
+            headers={"X-CSRFToken": browser.cookies.get("csrftoken", "")},
+            timeout=HTTP_TIMEOUT,
+        )
+        if api.status_code != 200 or api.json().get("access_token") != token:
+            raise DemoError(f"the join API did not answer Alice's token: {api.status_code}")
+        self.detail("the join API answers the same room id and token, for SDKs")
+        return link
 
-    def join_and_leave(self, room: Room, user_id: str) -> Session:
-        self.step(f"{user_id} joins through the emulator; its webhook reaches the site")
-        joined = self.control("POST", f"rooms/{room.pagecall_id}/join", user_id=user_id)
-        self.check_delivery(joined, "sessionJoined")
-        session_id = joined["session"]["id"]
+    def enter_and_leave(self, browser: requests.Session, meeting: str, room: Room) -> Session:
+        self.step("Alice enters on the emulator's meeting page; its webhook reaches the site")
+        self.meeting_form(browser, meeting, "enter")
         session = wait_until(
-            lambda: Session.objects.filter(session_id=session_id, joined_at__isnull=False).first(),
+            lambda: Session.objects.filter(room=room, joined_at__isnull=False).first(),
             self.timeout,
             "the session being recorded",
+            self.last_webhook,
         )
-        self.detail(f"session {session_id} recorded, online: {session.is_online}")
+        self.detail(self.delivered("sessionJoined"))
+        self.detail(f"session {session.session_id} recorded, online: {session.is_online}")
         time.sleep(1)  # a second in the meeting, so the printed duration is not zero
 
-        self.step(f"{user_id} leaves")
-        left = self.control("POST", f"rooms/{room.pagecall_id}/sessions/{session_id}/leave")
-        self.check_delivery(left, "sessionLeft")
-        return wait_until(
-            lambda: Session.objects.filter(session_id=session_id, left_at__isnull=False).first(),
+        self.step("Alice leaves")
+        self.meeting_form(browser, meeting, "leave")
+        left = wait_until(
+            lambda: Session.objects.filter(pk=session.pk, left_at__isnull=False).first(),
             self.timeout,
             "the session's end being recorded",
+            self.last_webhook,
         )
+        self.detail(self.delivered("sessionLeft"))
+        return left
 
-    def check_delivery(self, result: dict[str, Any], action: str) -> None:
-        delivery = result.get("delivery") or {}
-        if delivery.get("status") != 200:
-            raise DemoError(
-                f"the {action} webhook was not accepted: status {delivery.get('status')}, "
-                f"error {delivery.get('error')}"
-            )
-        self.detail(f"{action} webhook → {delivery['url']}: {delivery['status']}")
+    def meeting_form(self, browser: requests.Session, meeting: str, action: str) -> None:
+        """Press the meeting page's button, as the browser in the room page's frame would."""
+        try:
+            answer = browser.post(meeting, {"do": action}, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            raise DemoError(f"the emulator's meeting page did not answer: {exc}") from exc
+        if answer.status_code != 200:
+            raise DemoError(f"the meeting page refused to {action}: {answer.status_code}")
+
+    def delivered(self, action: str) -> str:
+        """The emulator's record of the latest ``action`` webhook it sent."""
+        webhooks = self.control("GET", "webhooks")["webhooks"]
+        sent = [w for w in webhooks if w["body"].get("action") == action]
+        if not sent:
+            raise DemoError(f"the emulator sent no {action} webhook")
+        return f"{action} webhook → {sent[-1]['url']}: {sent[-1]['status']}"
+
+    def last_webhook(self) -> str:
+        webhooks = self.control("GET", "webhooks")["webhooks"]
+        if not webhooks:
+            return " The emulator sent no webhook."
+        last = webhooks[-1]
+        return f" The last webhook went to {last['url']}: {last['status']} {last.get('error')}."
 
     def control(self, method: str, path: str, **body: Any) -> Any:
         url = f"{self.emulator_base}/_emulator/{path}"
@@ -310,7 +344,7 @@ class Command(BaseCommand):
                 Member.objects.create(room=room, site_user=people["bob"])
         self.step("the site, until Ctrl-C")
         for line in (
-            f"site:     {site_url}/  (log in as alice/alice or bob/bob, then Join)",
+            f"site:     {site_url}/  (log in as alice/alice or bob/bob, then Enter)",
             f"admin:    {site_url}/admin/  (admin/admin)",
             f"emulator: {self.emulator_base}/_emulator/state",
             f"worker:   {self.worker.log_path}",
