@@ -45,8 +45,21 @@ PAGE_SIZE = 100
 T = TypeVar("T", Room, Member, User, Session, Page)
 
 
+#: Ids that cannot travel in a URL path.
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
+def _segment(value: object) -> str:
+    text = str(value)
+    if text in DOT_SEGMENTS:
+        # URL normalisation (requests', then any proxy's) drops "." and climbs on "..", so the
+        # call would reach another resource: refused before anything is sent.
+        raise ValueError(f"{text!r} cannot be a segment of a Pagecall URL path")
+    return quote(text, safe="")
+
+
 def _path(template: str, *args: str) -> str:
-    return template.format(*(quote(str(a), safe="") for a in args))
+    return template.format(*(_segment(a) for a in args))
 
 
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from .. import sync
+from ..client import DOT_SEGMENTS
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session, SyncState
 from ..models.rooms import MIRRORED_FIELDS
@@ -127,6 +128,10 @@ class MemberInlineForm(forms.ModelForm):  # type: ignore[type-arg]
             # sees the real id (two rows for the same person are caught before saving).
             data["user_id"] = sync.user_id_for(site_user)
             self.instance.user_id = data["user_id"]
+        if data.get("user_id") in DOT_SEGMENTS:
+            raise ValidationError(
+                _("A Pagecall user id cannot be “.” or “..”: it would not survive in a URL.")
+            )
         return data
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
@@ -17,6 +18,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Room, Session
+from ..models.rooms import parse_pk
 
 #: Sessions shown under a room; the full list is one click away (Session admin, filtered by room).
 INLINE_LIMIT = 50
@@ -175,15 +177,20 @@ class RoomFilter(_LatestSessionsFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         room_ids = {room_id for room_id, _ in _latest_sessions(request, model_admin)}
-        chosen = self.value()
-        if chosen and chosen.isascii() and chosen.isdigit():
-            room_ids.add(int(chosen))  # listed by its name, wherever its sessions are
+        chosen = parse_pk(self.value() or "")
+        if chosen is not None:
+            room_ids.add(chosen)  # listed by its name, wherever its sessions are
         rooms = Room.objects.using(model_admin.get_queryset(request).db).filter(pk__in=room_ids)
         return self.choices_from([(str(r.pk), str(r)) for r in rooms.order_by("name", "pk")])
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
-        return queryset.filter(room_id=value) if value else queryset
+        if not value:
+            return queryset
+        room_pk = parse_pk(value)
+        if room_pk is None:  # the changelist answers ?e=1, as for Django's own filters
+            raise IncorrectLookupParameters(f"not a room id: {value!r}")
+        return queryset.filter(room_id=room_pk)
 
 
 class UserFilter(_LatestSessionsFilter):

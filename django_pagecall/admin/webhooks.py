@@ -23,9 +23,11 @@ from ..webhooks.serializers import ACTIONS
 
 def _pretty_json(text: str) -> str:
     try:
-        return json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
+        pretty = json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False)
     except ValueError:
         return text
+    # A lone surrogate ("\udc00" in the body) has no UTF-8 form: shown escaped, as it came.
+    return pretty.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class ToReplayFilter(admin.SimpleListFilter):

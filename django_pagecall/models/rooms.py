@@ -69,6 +69,19 @@ def _user_fields(instance: models.Model, update_fields: Any, needs_update: bool)
     return fields
 
 
+#: The largest primary key a BigAutoField holds on every supported database.
+MAX_PK = 2**63 - 1
+
+
+def parse_pk(text: str) -> int | None:
+    """``text`` as a primary key when it is one (ASCII digits, within range), else None."""
+    # isascii(): str.isdigit() is also true of "²", which int() refuses, and of other scripts' digits.
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_PK else None
+
+
 class RoomType(models.TextChoices):
     OPEN = "open", _("open: anyone with the link")
     PUBLIC = "public", _("public: users of the workspace")
@@ -368,6 +381,10 @@ class Member(SyncFields):
             self.user_id = sync.user_id_for(self.site_user)
         if not self.user_id:
             raise ValueError("a Member needs a user_id or a site_user")
+        from ..client import DOT_SEGMENTS
+
+        if self.user_id in DOT_SEGMENTS:
+            raise ValueError(f"a Member's user_id cannot be {self.user_id!r}: not in a URL path")
         adding = self._state.adding
         changed = self._sent_fields_changed()
         if changed:

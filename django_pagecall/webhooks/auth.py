@@ -47,12 +47,12 @@ def authenticated_room_pk(headers: Mapping[str, str]) -> int | None:
     Every key is tried (constant-time comparisons) so that timing tells
     nothing about which one matched or how much of a secret was right.
     """
-    raw_pk = headers.get(ROOM_HEADER, "")
+    from ..models.rooms import parse_pk
+
+    room_pk = parse_pk(headers.get(ROOM_HEADER, ""))
     secret = headers.get(SECRET_HEADER, "")
-    # isascii(): str.isdigit() is also true of "²", which int() refuses, and of other scripts' digits.
-    if not (raw_pk.isascii() and raw_pk.isdigit()) or len(raw_pk) > 19 or not secret:
+    if room_pk is None or not secret:
         return None
-    room_pk = int(raw_pk)
     matched = False
     for key in server_keys():
         matched |= constant_time_compare(room_secret(room_pk, key), secret)

@@ -1,0 +1,112 @@
+"""Findings of a hostile review of a running site, each reproduced first: a request that made a
+500, a value that forged a log line, a link that changed state. Each test names its finding."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from django_pagecall.client import get_client
+from django_pagecall.emulator import Emulator
+from django_pagecall.models import Member, Room, WebhookDelivery
+from django_pagecall.models.rooms import MAX_PK, parse_pk
+from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER, room_secret, server_keys
+from tests.test_webhook_support import make_room, post
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7", 7),
+        (str(MAX_PK), MAX_PK),
+        (str(MAX_PK + 1), None),
+        ("9" * 20, None),
+        ("abc", None),
+        ("", None),
+        ("²", None),
+        ("-1", None),
+        (" 7", None),
+    ],
+)
+def test_parse_pk_takes_only_what_a_big_auto_field_holds(text: str, expected: int | None) -> None:
+    assert parse_pk(text) == expected
+
+
+def test_a_room_header_above_int64_with_a_valid_hmac_is_refused_not_a_500(client: Client) -> None:
+    room_pk = MAX_PK + 5  # 19 digits, above what PostgreSQL's bigint holds
+    headers = {
+        f"HTTP_{ROOM_HEADER.upper().replace('-', '_')}": str(room_pk),
+        f"HTTP_{SECRET_HEADER.upper().replace('-', '_')}": room_secret(room_pk, server_keys()[0]),
+    }
+    response = client.post(
+        reverse("pagecall:webhook"), b"{}", content_type="application/json", **headers
+    )
+    assert response.status_code == 401
+    assert response.json()["error"] == "authentication_failed"
+
+
+def test_a_non_numeric_room_filter_answers_like_djangos_own(admin_client: Client) -> None:
+    changelist = reverse("admin:django_pagecall_session_changelist")
+    for value in ("abc", "9" * 25):
+        response = admin_client.get(changelist, {"room__id__exact": value})
+        assert response.status_code == 302
+        assert response["Location"].endswith("?e=1")
+
+
+def test_a_numeric_room_filter_still_filters(admin_client: Client, settings: Any) -> None:
+    changelist = reverse("admin:django_pagecall_session_changelist")
+    assert admin_client.get(changelist, {"room__id__exact": "12345"}).status_code == 200
+
+
+@pytest.mark.parametrize("user_id", ["..", "."])
+def test_a_dot_segment_user_id_is_refused_before_anything_is_sent(
+    pagecall_emulator: Emulator, user_id: str
+) -> None:
+    room = Room.objects.create(name="Dots", type="private")
+    with pytest.raises(ValueError, match="not in a URL path"):
+        Member.objects.create(room=room, user_id=user_id, name="Dot")
+    # The client's own guard, for ids that reach it another way: nothing is sent.
+    pagecall_emulator.clear_requests()
+    with pytest.raises(ValueError, match="segment of a Pagecall URL path"):
+        get_client().update_member(room.pagecall_id, user_id, name="x")
+    assert pagecall_emulator.requests == []
+
+
+def test_the_admin_refuses_a_dot_segment_user_id(admin_client: Client) -> None:
+    response = admin_client.post(
+        reverse("admin:django_pagecall_room_add"),
+        {
+            "name": "Dots",
+            "type": "private",
+            "record": "on",
+            "members-TOTAL_FORMS": "1",
+            "members-INITIAL_FORMS": "0",
+            "members-0-user_id": "..",
+            "members-0-type": "guest",
+        },
+    )
+    assert response.status_code == 200
+    assert "cannot be “.” or “..”" in response.content.decode()
+    assert not Room.objects.exists()
+
+
+def test_a_body_with_a_lone_surrogate_shows_on_its_admin_page(
+    pagecall_emulator: Emulator, client: Client, admin_client: Client
+) -> None:
+    room = make_room(pagecall_emulator)
+    joined = room.join("alice")
+    raw = json.dumps({**joined, "x": "\udc00"}).encode()  # the escape "\\udc00", valid JSON
+    assert b"\\udc00" in raw
+    assert post(client, None, room.headers, raw=raw).status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    page = admin_client.get(
+        reverse("admin:django_pagecall_webhookdelivery_change", args=[delivery.pk])
+    )
+    assert page.status_code == 200
+    assert "&quot;x&quot;: &quot;\\udc00&quot;" in page.content.decode()
