@@ -323,7 +323,7 @@ class TestPermissions:
         alice = synced.members.get()
         assert re.search(r'field-user_id">\s*<p>alice</p>', detail)  # the members are shown...
         assert member_link(synced, alice) not in detail  # ...without their links
-        assert client.get(member_link(synced, alice)).status_code == 403
+        assert client.post(member_link(synced, alice)).status_code == 403
         assert PagecallUser.objects.count() == 0
 
     def test_with_change_permission_the_actions_run(
@@ -339,7 +339,7 @@ class TestPermissions:
         # The member links need the room's change permission only (members are view-only here).
         member = Member.objects.create(room=failed, user_id="erin")
         assert member_link(failed, member) in client.get(change_url(failed)).content.decode()
-        assert client.get(member_link(failed, member)).status_code == 302
+        assert client.post(member_link(failed, member)).status_code == 302
 
 
 @pytest.mark.django_db(transaction=True)
@@ -354,14 +354,14 @@ class TestLinksAndTokens:
         assert member_link(room, alice, "replay") in detail
         assert "none without a token in a private room" in detail
 
-        response = admin_client.get(member_link(room, alice))
+        response = admin_client.post(member_link(room, alice))
         assert response.status_code == 302
         location = urlsplit(response["Location"])
         assert location.path == "/meet"
         query = parse_qs(location.query)
         token = pagecall_emulator.users["alice"]["access_token"]
         assert query == {"room_id": [room.pagecall_id], "access_token": [token]}
-        replay = admin_client.get(member_link(room, alice, "replay"))
+        replay = admin_client.post(member_link(room, alice, "replay"))
         assert urlsplit(replay["Location"]).path == "/replay"
         assert LogEntry.objects.filter(change_message="Opened the meeting as member alice.")
 
@@ -382,8 +382,8 @@ class TestLinksAndTokens:
         room = synced_room("One", "public", "alice")
         other = synced_room("Two", "public", "bob")
         bob = other.members.get()
-        assert admin_client.get(member_link(room, bob)).status_code == 404
-        assert admin_client.get(member_link(room, bob, "delete")).status_code == 403
+        assert admin_client.post(member_link(room, bob)).status_code == 404
+        assert admin_client.post(member_link(room, bob, "delete")).status_code == 403
 
     def test_an_open_room_shows_its_anonymous_links(
         self, admin_client: Client, pagecall_emulator: Emulator

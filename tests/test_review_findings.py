@@ -110,3 +110,24 @@ def test_a_body_with_a_lone_surrogate_shows_on_its_admin_page(
     )
     assert page.status_code == 200
     assert "&quot;x&quot;: &quot;\\udc00&quot;" in page.content.decode()
+
+
+def test_join_as_a_member_is_a_csrf_protected_post(
+    pagecall_emulator: Emulator, admin_user: Any
+) -> None:
+    room = Room.objects.create(name="Private", type="private")
+    member = Member.objects.create(room=room, user_id="dora")
+    pagecall_emulator.clear_requests()
+    link = reverse("admin:django_pagecall_room_member_link", args=[room.pk, member.pk, "meet"])
+    staff = Client(enforce_csrf_checks=True)
+    staff.force_login(admin_user)
+    assert staff.get(link).status_code == 405  # a cross-site link changes nothing
+    assert staff.post(link).status_code == 403  # nor does a cross-site form: no CSRF token
+    assert pagecall_emulator.requests == []
+    change = staff.get(reverse("admin:django_pagecall_room_change", args=[room.pk]))
+    html = change.content.decode()
+    assert f'formaction="{link}" formmethod="post"' in html
+    token = staff.cookies["csrftoken"].value
+    response = staff.post(link, {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert "access_token=" in response["Location"]

@@ -357,7 +357,7 @@ def test_the_room_admin_join_as_link_keeps_the_token_out_of_pages_and_logs(
     change = admin_client.get(reverse("admin:django_pagecall_room_change", args=[room.pk]))
     link = reverse("admin:django_pagecall_room_member_link", args=[room.pk, member.pk, "meet"])
     assert link in change.content.decode()
-    redirect = admin_client.get(link)
+    redirect = admin_client.post(link)
     assert redirect.status_code == 302
     token = PagecallUser.objects.get(user_id="dora").access_token
     assert token and token in redirect["Location"]  # the redirect is the token's only way out
@@ -481,8 +481,8 @@ def test_join_as_needs_the_change_permission(pagecall_emulator: Emulator) -> Non
     link = reverse("admin:django_pagecall_room_member_link", args=[room.pk, member.pk, "meet"])
     viewer = Client()
     viewer.force_login(staff_with("view_room", "view_member"))
-    assert viewer.get(link).status_code == 403
-    anonymous = Client().get(link)
+    assert viewer.post(link).status_code == 403
+    anonymous = Client().post(link)
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
     assert pagecall_emulator.requests == []  # no POST /users: nobody was registered for them
 

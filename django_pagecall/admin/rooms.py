@@ -15,7 +15,7 @@ from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -62,6 +62,17 @@ def sync_badge(obj: Room | Member) -> SafeString:
 
 def _link(url: str, text: Any) -> SafeString:
     return format_html('<a href="{}" target="_blank" rel="noopener noreferrer">{}</a>', url, text)
+
+
+def _post_button(url: str, text: Any) -> SafeString:
+    """A button that POSTs the page's form, with its CSRF token, to ``url`` in a new tab: the
+    member links register users and write history, so a link from elsewhere must not."""
+    return format_html(
+        '<button type="submit" class="pagecall-member-link" formaction="{}" formmethod="post" '
+        'formtarget="_blank" formnovalidate>{}</button>',
+        url,
+        text,
+    )
 
 
 class TerminatedFilter(admin.SimpleListFilter):
@@ -170,10 +181,10 @@ class MemberInline(admin.TabularInline):  # type: ignore[type-arg]
                 "admin:django_pagecall_room_member_link", args=[room.pk, member.pk, page]
             )
 
-        replay = _link(url("replay"), _("replay"))
+        replay = _post_button(url("replay"), _("replay"))
         if room.is_terminated or member.is_blocked:
             return replay
-        return format_html("{} · {}", _link(url("meet"), _("join")), replay)
+        return format_html("{} · {}", _post_button(url("meet"), _("join")), replay)
 
 
 @admin.register(Room)
@@ -401,6 +412,8 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         room = self.get_object(request, object_id)
         if room is None or not self.has_change_permission(request, room):
             raise PermissionDenied
+        if request.method != "POST":  # admin_view checks the CSRF token of a POST
+            return HttpResponseNotAllowed(["POST"])
         member = get_object_or_404(Member, pk=member_pk, room=room)
         if not room.pagecall_id:
             self.message_user(request, _("The room is not on Pagecall yet."), messages.WARNING)
