@@ -390,8 +390,9 @@ class TestLinksAndTokens:
     ) -> None:
         room = synced_room("Open", "open")
         html = admin_client.get(change_url(room)).content.decode()
-        assert f"https://app.pagecall.com/meet?room_id={room.pagecall_id}" in html
-        assert f"https://app.pagecall.com/replay?room_id={room.pagecall_id}" in html
+        app = pagecall_emulator.app_url  # the fixture points PAGECALL["APP_URL"] at the emulator
+        assert f"{app}/meet?room_id={room.pagecall_id}" in html
+        assert f"{app}/replay?room_id={room.pagecall_id}" in html
         assert "access_token" not in html
         assert PagecallUser.objects.count() == 0  # showing the page registered nobody
 

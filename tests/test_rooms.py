@@ -433,11 +433,14 @@ def test_join_and_replay_urls(pagecall_emulator: Emulator, settings: Any) -> Non
     with pytest.raises(ValueError, match="no Pagecall id"):
         Room(name="unsaved").join_url()
     room.refresh_from_db()
-    assert room.join_url() == f"https://app.pagecall.com/meet?room_id={room.pagecall_id}"
+    app = pagecall_emulator.app_url  # the fixture points PAGECALL["APP_URL"] at the emulator
+    assert room.join_url() == f"{app}/meet?room_id={room.pagecall_id}"
     url = room.join_url("frank")
     token = pagecall_emulator.users["frank"]["access_token"]
-    assert url == f"https://app.pagecall.com/meet?room_id={room.pagecall_id}&access_token={token}"
-    assert room.replay_url("frank").startswith("https://app.pagecall.com/replay?")
+    assert url == f"{app}/meet?room_id={room.pagecall_id}&access_token={token}"
+    assert room.replay_url("frank").startswith(f"{app}/replay?")
+    settings.PAGECALL = {**settings.PAGECALL, "APP_URL": "https://app.pagecall.com"}
+    assert room.join_url() == f"https://app.pagecall.com/meet?room_id={room.pagecall_id}"
     assert len(posts(pagecall_emulator, "/users")) == 1  # registered once, then remembered
     assert "access_token" not in repr(PagecallUser.objects.get(user_id="frank"))
     assert token not in repr(PagecallUser.objects.get(user_id="frank"))

@@ -1,8 +1,8 @@
 """``python -m django_pagecall.emulator``: run the Pagecall emulator as a process.
 
-Prints one line, ``Pagecall emulator listening on http://HOST:PORT/v1``, once
-it accepts connections (the URL is the last word), then serves until SIGINT
-or SIGTERM. ``--port 0`` picks a free port.
+Prints ``Pagecall emulator listening on http://HOST:PORT/v1`` once it accepts connections, then
+``Pagecall emulator meeting pages at http://HOST:PORT`` (each URL the last word of its line),
+and serves until SIGINT or SIGTERM. ``--port 0`` picks a free port.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     print(f"Pagecall emulator listening on {emulator.url}", flush=True)
+    print(f"Pagecall emulator meeting pages at {emulator.app_url}", flush=True)
     try:
         while not stop.wait(0.5):
             pass

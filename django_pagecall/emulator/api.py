@@ -47,11 +47,15 @@ class RequestRecord(TypedDict):
 
 @dataclass
 class Outcome:
-    """What the transport must do: answer ``status`` with ``payload``, or drop (status None)."""
+    """What the transport must do: answer ``status`` with ``payload``, or drop (status None).
+
+    A ``str`` payload goes out as ``content_type``; anything else as JSON.
+    """
 
     status: int | None
     payload: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "text/plain; charset=utf-8"
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The emulated workspace's records (Room, Member, User, Session) and their JSON as the API
-answers it, ids and timestamps in Pagecall's formats, :class:`EmulatorError` (a 400), and
-:class:`Store`: the dicts behind one re-entrant lock, with the lookups every part shares.
+answers it, ids and timestamps in Pagecall's formats, :class:`EmulatorError` (a 400, of which
+:class:`NotFound` and :class:`Refused` are kinds), and :class:`Store`: the dicts behind one
+re-entrant lock, with the lookups every part shares.
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ Json = dict[str, Any]
 
 class EmulatorError(ValueError):
     """Something Pagecall would refuse; the API answers it as 400 ``{"message": ...}``."""
+
+
+class NotFound(EmulatorError):
+    """An unknown room, member, user or session (the meeting page answers it as 404)."""
+
+
+class Refused(EmulatorError):
+    """A participant Pagecall would not let into a meeting (the meeting page answers 403)."""
 
 
 def new_id() -> str:
@@ -163,7 +172,7 @@ class Store:
     def _room(self, room_id: str) -> Room:
         room = self._rooms.get(room_id)
         if room is None:
-            raise EmulatorError(f"Room {room_id!r} not found")
+            raise NotFound(f"Room {room_id!r} not found")
         return room
 
     def _member(self, room: Room, key: str) -> Member:
@@ -174,7 +183,7 @@ class Store:
         for member in room.members.values():
             if member.user_id == key:
                 return member
-        raise EmulatorError(f"Member {key!r} not found in room {room.id!r}")
+        raise NotFound(f"Member {key!r} not found in room {room.id!r}")
 
     def _add_member(self, room: Room, user_id: str | None, type_: str, name: str | None) -> Member:
         """A new member, or the room's existing member for ``user_id`` updated."""
@@ -192,5 +201,5 @@ class Store:
     def _user(self, user_id: str) -> User:
         user = self._users.get(user_id)
         if user is None:
-            raise EmulatorError(f"User {user_id!r} not found")
+            raise NotFound(f"User {user_id!r} not found")
         return user

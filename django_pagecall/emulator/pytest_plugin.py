@@ -33,7 +33,7 @@ def pagecall_emulator_server() -> Iterator[Emulator]:
 def pagecall_emulator(
     request: pytest.FixtureRequest, pagecall_emulator_server: Emulator
 ) -> Iterator[Emulator]:
-    """The session's emulator, reset, with ``settings.PAGECALL`` pointing at it."""
+    """The session's emulator, reset, with ``settings.PAGECALL``'s API and app URLs at it."""
     emulator = pagecall_emulator_server
     emulator.reset()
     if not _django_configured():
@@ -42,7 +42,7 @@ def pagecall_emulator(
     from django.conf import settings
 
     pagecall = dict(getattr(settings, "PAGECALL", None) or {})
-    pagecall.update(API_URL=emulator.url, API_KEY=emulator.api_key)
+    pagecall.update(API_URL=emulator.url, API_KEY=emulator.api_key, APP_URL=emulator.app_url)
     try:
         settings_fixture = request.getfixturevalue("settings")
     except pytest.FixtureLookupError:

@@ -1,7 +1,8 @@
 """The :class:`Emulator`: a Pagecall look-alike on a loopback port, and its test helpers.
 
 Owns the lifecycle (bind, serve in a thread, stop), the loopback-only rule, the records of
-requests and webhooks, the faults, and the Python API tests use (docs/testing.md).
+requests and webhooks, the faults, and the Python API tests use (docs/testing.md). It serves the
+REST API under ``/v1``, the control API under ``/_emulator/`` and the meeting pages at its root.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def is_loopback(host: str) -> bool:
 
 
 class Emulator:
-    """Pagecall's REST API in memory, served over HTTP on ``host:port``.
+    """Pagecall's REST API in memory, served over HTTP on ``host:port``, with its meeting pages.
 
     ``Emulator(api_key="test-api-key", host="127.0.0.1", port=0)``; ``port=0``
     picks a free port. Use as a context manager, or ``start()`` / ``stop()``.
@@ -68,6 +69,7 @@ class Emulator:
         self.generation = 0  # bumped by reset()
         self._requests: list[RequestRecord] = []
         self._webhooks: list[Delivery] = []
+        self.page_lock = threading.Lock()  # the meeting page's enters and leaves, one at a time
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -121,6 +123,11 @@ class Emulator:
             raise RuntimeError("Emulator not started")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def app_url(self) -> str:
+        """Where the meeting pages live (``/meet``, ``/replay``): ``PAGECALL["APP_URL"]``."""
+        return self.base_url
 
     @property
     def url(self) -> str:

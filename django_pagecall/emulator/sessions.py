@@ -10,7 +10,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .model import EmulatorError, Json, Room, Session, Store, new_id, now_iso
+from .model import (
+    EmulatorError,
+    Json,
+    Member,
+    NotFound,
+    Refused,
+    Room,
+    Session,
+    Store,
+    new_id,
+    now_iso,
+)
 from .webhooks import WebhookEvent
 
 Joined = tuple[Json, Json, Json, WebhookEvent | None]  # session, member, webhook body, event
@@ -68,39 +79,55 @@ class Sessions(Store):
         hook = room.webhook
         return WebhookEvent(room.id, hook["url"], dict(hook["headers"]), body) if hook else None
 
-    def join(self, room_id: str, user_id: str | None, member_id: str | None) -> Joined:
-        """Connect a participant.
+    def _admission(
+        self, room: Room, user_id: str | None, member_id: str | None
+    ) -> tuple[Member | None, str]:
+        """Whom :meth:`join` would connect: the member, or None and the type of a new one.
 
         ``member_id`` (a member id or ``user_id``) must be a member of the room;
         an unknown ``user_id`` becomes a member on the fly in open and public
         rooms (private ones need an invitation); anonymous participants
-        (neither given) may join open rooms only. Terminated rooms refuse all.
+        (neither given) may join open rooms only. Monitors watch but never
+        join, and terminated rooms refuse all.
         """
+        if room.terminated_at is not None:
+            raise Refused(f"Room {room.id!r} is terminated")
+        member: Member | None = None
+        if member_id is not None:
+            member = self._member(room, member_id)
+            if user_id is not None and member.user_id != user_id:
+                raise EmulatorError(f"Member {member_id!r} is not user {user_id!r}")
+        elif user_id is not None:
+            try:
+                member = self._member(room, user_id)
+            except NotFound:
+                if room.type == "private":
+                    raise Refused(
+                        f"User {user_id!r} is not invited to private room {room.id!r}"
+                    ) from None
+        elif room.type != "open":
+            raise Refused(f"Anonymous participants can only join open rooms, not {room.type} ones")
+        if member is not None:
+            type_ = member.type
+        else:
+            user = self._users.get(user_id) if user_id is not None else None
+            type_ = user.default_member_type if user else "guest"
+        if type_ == "monitor":
+            raise Refused(f"Monitors watch the meeting of room {room.id!r} but cannot join it")
+        return member, type_
+
+    def admission(self, room_id: str, user_id: str | None = None) -> str:
+        """The member type :meth:`join` would connect ``user_id`` as; raises if it would not."""
+        with self.lock:
+            return self._admission(self._room(room_id), user_id, None)[1]
+
+    def join(self, room_id: str, user_id: str | None, member_id: str | None) -> Joined:
+        """Connect a participant :meth:`_admission` lets in."""
         with self.lock:
             room = self._room(room_id)
-            if room.terminated_at is not None:
-                raise EmulatorError(f"Room {room_id!r} is terminated")
-            if member_id is not None:
-                member = self._member(room, member_id)
-                if user_id is not None and member.user_id != user_id:
-                    raise EmulatorError(f"Member {member_id!r} is not user {user_id!r}")
-            elif user_id is not None:
-                try:
-                    member = self._member(room, user_id)
-                except EmulatorError:
-                    if room.type == "private":
-                        raise EmulatorError(
-                            f"User {user_id!r} is not invited to private room {room_id!r}"
-                        ) from None
-                    user = self._users.get(user_id)
-                    default = user.default_member_type if user else "guest"
-                    member = self._add_member(room, user_id, default, None)
-            else:
-                if room.type != "open":
-                    raise EmulatorError(
-                        f"Anonymous participants can only join open rooms, not {room.type} ones"
-                    )
-                member = self._add_member(room, None, "guest", None)
+            member, type_ = self._admission(room, user_id, member_id)
+            if member is None:
+                member = self._add_member(room, user_id, type_, None)
             stamp = now_iso()
             session = Session(new_id(), room.id, member.id, member.user_id, stamp)
             self._sessions[session.id] = session
@@ -116,7 +143,7 @@ class Sessions(Store):
             room = self._room(room_id)
             session = self._sessions.get(session_id)
             if session is None or session.room_id != room_id:
-                raise EmulatorError(f"Session {session_id!r} not found in room {room_id!r}")
+                raise NotFound(f"Session {session_id!r} not found in room {room_id!r}")
             if session.disconnected_at is not None:
                 raise EmulatorError(f"Session {session_id!r} already left")
             body, event = self._disconnect(room, session)

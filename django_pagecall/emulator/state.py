@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 
 from . import spec
-from .model import EmulatorError, Json, Room, User, new_id, now_iso
+from .model import EmulatorError, Json, NotFound, Room, User, new_id, now_iso
 from .sessions import Sessions
 from .webhooks import WebhookEvent
 
@@ -151,7 +151,7 @@ class State(Sessions):
         with self.lock:
             member = self._member(self._room(room_id), key)
             if member.user_id is None:
-                raise EmulatorError(f"Member {key!r} not found in room {room_id!r}")
+                raise NotFound(f"Member {key!r} not found in room {room_id!r}")
             return member.as_api()
 
     def update_member(self, room_id: str, key: str, body: Json) -> tuple[Json, list[WebhookEvent]]:
@@ -210,6 +210,15 @@ class State(Sessions):
     def get_user(self, user_id: str) -> Json:
         with self.lock:
             return self._user(user_id).as_api()
+
+    def user_by_token(self, access_token: str) -> Json | None:
+        """The user whose ``access_token`` this is (what Pagecall's meeting links carry), or None."""
+        with self.lock:
+            given = access_token.encode("utf-8")  # bytes: compare_digest refuses non-ASCII str
+            for user in self._users.values():
+                if secrets.compare_digest(user.access_token.encode("utf-8"), given):
+                    return user.as_api()
+            return None
 
     def update_user(self, user_id: str, body: Json) -> Json:
         with self.lock:

@@ -1,8 +1,8 @@
 """The emulator's HTTP transport: a threading HTTP/1.1 server and its request handler.
 
-Sockets and bytes: reading bodies (Content-Length or chunked), handing paths to :mod:`.api` or
-:mod:`.control`, JSON answers with a Content-Length so keep-alive works, dropped connections,
-and cutting open connections when the emulator stops.
+Sockets and bytes: reading bodies (Content-Length or chunked), handing paths to :mod:`.api`,
+:mod:`.control` or :mod:`.meeting`, answers with a Content-Length so keep-alive works, dropped
+connections, logs without access tokens, and cutting open connections when the emulator stops.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from . import api, control
+from . import api, control, meeting
 from .api import Outcome
 
 if TYPE_CHECKING:
@@ -107,6 +107,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             if split.path == control.PREFIX or split.path.startswith(control.PREFIX + "/"):
                 outcome = control.handle(self.emulator, self.command, split.path, raw)
+            elif split.path in meeting.PAGES:
+                outcome = meeting.handle(self.emulator, self.command, split.path, query, raw)
             else:
                 outcome = api.handle(self.emulator, self.command, split.path, query, headers, raw)
         except Exception as exc:  # a bug in the emulator: say so rather than hang up
@@ -119,7 +121,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _send(self, outcome: Outcome) -> None:
         assert outcome.status is not None
         if isinstance(outcome.payload, str):
-            data, content_type = outcome.payload.encode("utf-8"), "text/plain; charset=utf-8"
+            data, content_type = outcome.payload.encode("utf-8"), outcome.content_type
         else:
             data, content_type = json.dumps(outcome.payload).encode("utf-8"), "application/json"
         self.send_response(outcome.status)
@@ -135,4 +137,4 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.emulator.verbose:
-            super().log_message(format, *args)
+            super().log_message("%s", meeting.redact_tokens(format % args))
