@@ -159,7 +159,7 @@ def test_admin_create_a_room_see_it_synced_and_someone_join(
     assert pagecall_id in pagecall_emulator.rooms
     members = page.locator("#members-group")
     assert members.get_by_text("synced").count() == 2  # both members went with the room
-    assert members.get_by_role("link", name="join").count() == 2
+    assert members.get_by_role("button", name="join").count() == 2
     browser.shot("synced")
 
     joined = pagecall_emulator.join(pagecall_id, user_id="alice")
