@@ -108,8 +108,9 @@ def test_readme_installation_snippet_has_every_step() -> None:
     ):
         assert line in snippet, line
     # The Celery bootstrap is the quickstart's, word for word.
-    init = quickstart_files()["mysite/__init__.py"]
-    assert init.split("\n", 1)[1].strip() in snippet
+    for name in ("mysite/celery.py", "mysite/__init__.py"):
+        body = quickstart_files()[name].split("\n", 1)[1]
+        assert body in snippet, name
 
 
 def test_readme_links_point_at_files_that_exist() -> None:
