@@ -8,7 +8,9 @@ and puts the interpreters on PATH first. The sessions:
   suite on PostgreSQL;
 * ``tests_mariadb`` (Python 3.11, Django 5.2): the whole suite but the browser tests, on MariaDB;
 * ``tests_sqlite``: the fast layer on SQLite;
-* ``docs``: the documentation site (Sphinx, Furo, MyST), warnings as errors, into docs/_build/html.
+* ``docs``: the documentation site (Sphinx, Furo, MyST), warnings as errors, into docs/_build/html;
+* ``release``: the sdist and wheel built into a temporary directory and checked as an index would
+  (``twine check --strict``, scripts/check_dist.py).
 
 Each tests session uses a database of its own (pytest-django creates ``test_<name>``) and a
 Redis database of its own, so that sessions can run side by side. ``DATABASE_URL`` in the
@@ -19,6 +21,7 @@ session's, and ``REDIS_URL`` every session's Redis database.
 from __future__ import annotations
 
 import os
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -153,3 +156,16 @@ def docs(session: nox.Session) -> None:
         str(DOCS_BUILD),
         *session.posargs,
     )
+
+
+@nox.session(python="3.11")
+def release(session: nox.Session) -> None:
+    """Build the sdist and the wheel (from the sdist) and check them before any upload."""
+    session.install("build[uv]", "twine", "trove-classifiers")
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("python", "-m", "build", "--installer", "uv", "--outdir", str(dist), str(ROOT))
+    built = sorted(str(path) for path in dist.iterdir())
+    # --strict: the long description (the README) must render, with no warning.
+    session.run("twine", "check", "--strict", *built)
+    session.run("python", str(ROOT / "scripts" / "check_dist.py"), str(dist))

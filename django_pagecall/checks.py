@@ -1,5 +1,5 @@
-"""System checks for the ``PAGECALL`` setting (``manage.py check``), with the stable ids the
-README lists. A missing value is a warning (``pagecall.W...``), so that ``migrate`` and
+"""System checks for the ``PAGECALL`` setting (``manage.py check``), with the stable ids that
+docs/checks.md lists. A missing value is a warning (``pagecall.W...``), so that ``migrate`` and
 ``collectstatic`` run in build steps without secrets; a malformed value is an error
 (``pagecall.E...``). No check touches the database or the network.
 """
@@ -46,7 +46,7 @@ def check_settings(
             messages.append(
                 Warning(
                     f"{setting_label(name)} is not a django-pagecall setting and is ignored.",
-                    hint="Check the spelling against the README's configuration table.",
+                    hint="Check its spelling against the Settings page of the docs.",
                     id="pagecall.W003",
                 )
             )

@@ -28,7 +28,7 @@ class Key:
     required: bool = False
 
 
-#: Every key of ``PAGECALL``, its default and what it means (the README's table is made from this).
+#: Every key of ``PAGECALL``, its default and meaning (docs/settings.md's table is made from it).
 KEYS: Final[tuple[Key, ...]] = (
     Key("API_KEY", None, "Pagecall API key of the workspace (Bearer token).", required=True),
     Key("API_URL", "https://api.pagecall.com/v1", "Base URL of Pagecall's REST API."),
@@ -86,7 +86,7 @@ KEYS: Final[tuple[Key, ...]] = (
         "WEBHOOK_AUTH_FAILURES_PER_MINUTE",
         60,
         "Webhook requests refused for their credentials that one remote address may get answered "
-        "401 in a clock minute; past that they get 429 and are no longer logged. Counted in "
+        "401 in a clock minute; past that they get 429 and are not logged. Counted in "
         "Django's default cache; deliveries with valid credentials are never counted nor refused. "
         "0: no limit.",
     ),

@@ -1,4 +1,4 @@
-"""The Celery app of the test site, configured the way the README tells hosts to."""
+"""The Celery app of the test site, configured the way docs/celery.md tells hosts to."""
 
 import os
 

@@ -102,7 +102,7 @@ STATIC_URL = "/static/"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
-# Celery, as the README tells hosts to configure it. Integration tests start a real worker on
+# Celery, as docs/celery.md tells hosts to configure it. Integration tests start a real worker on
 # this broker (or on a redis-server of their own); the fast layer runs tasks eagerly.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", REDIS_URL)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2

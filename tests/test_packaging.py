@@ -157,7 +157,7 @@ def test_wheel_metadata(wheel_names: set[str], dists: dict[str, Path]) -> None:
     assert metadata["Version"] == django_pagecall.__version__
     assert metadata["License-Expression"] == "MIT"
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in wheel_names)
-    assert "## Installing" in metadata.get_payload()  # the README is the long description
+    assert "## Install" in metadata.get_payload()  # the README is the long description
 
 
 def test_wheel_registers_the_pytest_plugin(wheel_names: set[str], dists: dict[str, Path]) -> None:
@@ -169,7 +169,13 @@ def test_wheel_registers_the_pytest_plugin(wheel_names: set[str], dists: dict[st
 
 
 def test_sdist_carries_package_docs_and_tests(sdist_names: set[str]) -> None:
-    expected = {"README.md", "LICENSE", "pyproject.toml", "scripts/settings_table.py"}
+    expected = {
+        "README.md",
+        "CHANGELOG.md",
+        "LICENSE",
+        "pyproject.toml",
+        "scripts/settings_table.py",
+    }
     expected |= package_files("**/*.py", *DATA_GLOBS)
     expected |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").glob("*.py")}
     assert expected - sdist_names == set()
