@@ -9,6 +9,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.utils import translation
@@ -155,3 +156,42 @@ def django_translates(msgid: str) -> bool:
         if catalogue.gettext(msgid) != msgid:
             return True
     return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_room_page_and_a_join_page_render_in_korean(
+    client: Any, pagecall_emulator: Any
+) -> None:
+    from django.contrib.auth import get_user_model
+    from django.urls import reverse
+
+    from django_pagecall.models import Member, Room
+
+    alice = get_user_model().objects.create_user("alice")
+    room = Room.objects.create(name="수학", type="private")
+    Member.objects.create(room=room, site_user=alice)
+    client.force_login(alice)
+    korean = {"HTTP_ACCEPT_LANGUAGE": "ko"}
+    with translation.override("ko"):
+        page = client.get(reverse("pagecall:room", args=[room.pk]), **korean).content.decode()
+        assert "회의: 수학" in page  # the frame's title
+        assert "새 탭에서 회의 열기" in page
+        Room.objects.filter(pk=room.pk).update(pagecall_id=None, sync_state=SyncState.PENDING)
+        join = client.get(reverse("pagecall:join", args=[room.pk]), **korean).content.decode()
+        assert "이 회의실은 아직 Pagecall에서 준비 중입니다." in join
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_room_page_renders_in_korean(admin_client: Any, pagecall_emulator: Any) -> None:
+    from django.urls import reverse
+
+    from django_pagecall.models import Member, Room
+
+    room = Room.objects.create(name="수학", type="private")
+    Member.objects.create(room=room, user_id="alice")
+    with translation.override("ko"):
+        page = admin_client.get(reverse("admin:django_pagecall_room_change", args=[room.pk]))
+        html = page.content.decode()
+    assert page.status_code == 200
+    for korean in ("동기화됨", "멤버", "입장", "다시보기"):
+        assert korean in html, korean
