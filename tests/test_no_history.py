@@ -21,7 +21,7 @@ MONTHS = "January|February|March|April|May|June|July|August|September|October|No
 PATTERNS = {
     "an issue or pull request number": r"\b(?:issue|bug|ticket|pull request|PR)\s*#?\d+\b",
     # `#12` in prose; not a colour (`#222;`, `"#205493"`, `color: #667`) nor an HTML entity.
-    "a `#number` reference": r"(?:^|(?<=[\s(\[`]))(?<!:\s)#\d{1,5}\b(?![;\w])",
+    "a `#number` reference": r"(?:^|(?<=[\s(\[`]))(?<!:\s)#[1-9]\d{0,4}\b(?![;}\w])",
     # A calendar date; `2025-01-01T09:00:00Z` in an example payload is data, not a note.
     "a date": rf"\b20\d\d-[01]\d-[0-3]\d\b(?!T)|\b(?:{MONTHS})\s+(?:[0-3]?\d,?\s+)?20\d\d\b",
     "a migration of the past": r"\b(?:before|after) (?:the )?migration\b",
