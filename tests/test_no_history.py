@@ -101,6 +101,7 @@ def test_history_is_caught(text: str) -> None:
     [
         'SyncState.CREATING: "#205493",',
         "  body { color: #222; background: #f6f7f9; }",
+        "h1{margin:0}.card{box-shadow:0 1px 3px #0003}",
         '"timestamp": "2025-01-01T09:00:00.000Z"',
         'delivery.error = f"room {room_pk} no longer exists"',
         "The key is used to sign new rooms.",
