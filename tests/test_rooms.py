@@ -491,17 +491,21 @@ def test_broker_down_at_save_leaves_a_pending_row_and_the_sweep_sends_it(
     app.conf.task_always_eager = False
     previous = use_broker(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
     try:
-        with caplog.at_level(logging.ERROR, logger="django_pagecall"):
+        with caplog.at_level(logging.DEBUG, logger="django_pagecall"):
             room = make_room(name="Broker down")
     finally:
         use_broker(previous)
     room.refresh_from_db()
     assert room.sync_state == SyncState.PENDING
     assert pagecall_emulator.requests == []
+    # One warning line that says what follows, without the traceback; the traceback at DEBUG.
     (logged,) = [r for r in caplog.records if "pagecall_sync" in r.getMessage()]
-    assert logged.exc_info is not None
+    assert logged.levelno == logging.WARNING
+    assert logged.exc_info is None
+    assert "the broker is unreachable (" in logged.getMessage()
+    (debug,) = [r for r in caplog.records if r.levelno == logging.DEBUG and r.exc_info]
     # The broker's refusal, not some other failure to call Celery.
-    assert isinstance(logged.exc_info[1], OperationalError | OSError), logged.exc_info[1]
+    assert isinstance(debug.exc_info[1], OperationalError | OSError), debug.exc_info[1]
 
     call_command("pagecall_sync", "--dry-run")
     assert pagecall_emulator.requests == []
@@ -509,6 +513,22 @@ def test_broker_down_at_save_leaves_a_pending_row_and_the_sweep_sends_it(
     room.refresh_from_db()
     assert room.sync_state == SyncState.SYNCED
     assert len(posts(pagecall_emulator)) == 1
+
+
+def test_a_transport_that_cannot_be_imported_is_named_not_blamed_on_the_broker() -> None:
+    from django_pagecall.sync.scheduling import publish_failure
+
+    try:
+        try:
+            raise ModuleNotFoundError("No module named 'packaging'")
+        except ImportError as missing:
+            raise RuntimeError("could not load transport") from missing
+    except RuntimeError as exc:
+        said = publish_failure(exc)
+    assert "cannot load the broker's transport" in said
+    assert "No module named 'packaging'" in said
+    assert "celery[redis]" in said
+    assert "unreachable" not in said
 
 
 def test_sweep_sends_pending_members_and_updates(pagecall_emulator: Emulator) -> None:

@@ -52,16 +52,33 @@ def enqueue(task: Task[Any, Any], *args: Any) -> None:
                 "interval_max": timeout / 2,
             },
         )
-    except Exception:
+    except Exception as exc:
         publishing.pause(timeout)
-        logger.exception(
-            "Could not queue %s%r: the broker is unreachable. The row stays pending; "
-            "`manage.py pagecall_sync` or the periodic task django_pagecall.tasks.sync will send it. "
-            "This process queues nothing more for %s s.",
+        # One line says what happened and what follows; the traceback is for DEBUG.
+        logger.warning(
+            "Could not queue %s%r: %s. The row stays pending; `manage.py pagecall_sync` or the "
+            "periodic task django_pagecall.tasks.sync will send it. This process queues nothing "
+            "more for %s s.",
             task.name,
             args,
+            publish_failure(exc),
             timeout,
         )
+        logger.debug("Publishing %s failed", task.name, exc_info=True)
+
+
+def publish_failure(exc: BaseException) -> str:
+    """Why a publish failed, in words: a transport that cannot be imported is not a broker down."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ImportError):
+            return (
+                f"Celery cannot load the broker's transport ({type(seen).__name__}: {seen}); "
+                "install the client it needs, for Redis `celery[redis]` "
+                "(`django-pagecall[redis]`)"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return f"the broker is unreachable ({type(exc).__name__}: {exc})"
 
 
 def enqueue_on_commit(using: str, task: Task[Any, Any], *args: Any) -> None:
