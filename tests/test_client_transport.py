@@ -20,6 +20,7 @@ from django_pagecall import __version__
 from django_pagecall import client as client_module
 from django_pagecall.client import PagecallClient, get_client, reset_client
 from django_pagecall.emulator import Emulator
+from django_pagecall.emulator.api import UNAUTHENTICATED
 from django_pagecall.exceptions import (
     PagecallAmbiguousError,
     PagecallError,
@@ -69,7 +70,7 @@ def test_a_wrong_key_is_refused(settings: Any, pagecall_emulator: Emulator) -> N
         client.create_room(name="x", type="open")
 
     assert caught.value.status == 400
-    assert json.loads(caught.value.body) == {"message": "Unauthenticated"}
+    assert json.loads(caught.value.body) == {"message": UNAUTHENTICATED}
     assert header(pagecall_emulator.requests[0]["headers"], "Authorization") == "Bearer not-the-key"
     assert pagecall_emulator.rooms == {}
 

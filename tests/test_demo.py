@@ -84,3 +84,19 @@ def test_the_demo_fails_clearly_when_pagecall_is_unreachable(tmp_path: Path) -> 
     )
     assert "Celery worker's log" in result.stderr
     assert "demo: every step happened." not in result.stdout
+
+
+def test_the_example_settings_use_the_emulators_default_key(tmp_path: Path) -> None:
+    # So that the emulator and the site started by hand, with no options, agree.
+    from django_pagecall.emulator.server import DEFAULT_API_KEY
+
+    shown = subprocess.run(
+        [sys.executable, "-c", "from example import settings; print(settings.PAGECALL['API_KEY'])"],
+        cwd=ROOT / "example_project",
+        env=demo_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert shown.stdout.strip() == DEFAULT_API_KEY

@@ -27,6 +27,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from django_pagecall.emulator import DEPRECATED, Emulator
+from django_pagecall.emulator.api import UNAUTHENTICATED
 
 SPEC_YAML = Path(os.environ.get("PAGECALL_OPENAPI_YAML", "/work/shared/pagecall/openapi3.yaml"))
 SHIPPED_SPEC: dict[str, Any] = json.loads(
@@ -433,7 +434,7 @@ def test_missing_or_wrong_api_key_is_400_unauthenticated(
     body = {"name": "x", "type": "open"} if path == "/rooms" else {"user_id": "u"}
     response = api.call(method, path, auth=auth, json=body if method == "POST" else None)
     assert response.status_code == 400
-    assert response.json() == {"message": "Unauthenticated"}
+    assert response.json() == {"message": UNAUTHENTICATED}
     assert pagecall_emulator.rooms == {} and pagecall_emulator.users == {}
 
 

@@ -163,6 +163,13 @@ def parse_body(raw: bytes) -> tuple[Any, bool]:
         return text, False
 
 
+#: Pagecall's own word, then what the emulator knows that Pagecall would not say.
+UNAUTHENTICATED = (
+    "Unauthenticated (emulator: the Bearer key does not match this emulator's API key, set by "
+    "--api-key, default test-api-key; set PAGECALL['API_KEY'] to it)"
+)
+
+
 def _error(status: int, message: str) -> Outcome:
     return Outcome(status, {"message": message})
 
@@ -183,7 +190,7 @@ def _run(
     headers: dict[str, str],
 ) -> Outcome:
     if not _authenticated(headers, emu.api_key):
-        return _error(400, "Unauthenticated")
+        return _error(400, UNAUTHENTICATED)
     declared = op.query_parameters()
     if op.operation_id in PAGED:
         declared = {**PAGING_PARAMS, **declared}

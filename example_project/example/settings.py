@@ -82,7 +82,7 @@ TEMPLATES = [
 ]
 
 PAGECALL = {
-    "API_KEY": os.environ.get("PAGECALL_API_KEY", "example-api-key"),
+    "API_KEY": os.environ.get("PAGECALL_API_KEY", "test-api-key"),  # the emulator's default key
     "API_URL": os.environ.get("PAGECALL_API_URL", "http://127.0.0.1:8790/v1"),
     "WEBHOOK_URL": os.environ.get(
         "PAGECALL_WEBHOOK_URL", "http://127.0.0.1:8000/pagecall/webhook/"
