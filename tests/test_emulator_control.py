@@ -167,7 +167,7 @@ def test_control_state_and_reset(control: Any, api: Api, pagecall_emulator: Emul
 
 def test_control_unknown_paths_and_methods(control: Any) -> None:
     assert control("GET", "/nothing").status_code == 404
-    assert control("GET", "").status_code == 404
+    assert control("POST", "").status_code == 405  # GET lists the routes
     wrong = control("GET", "/reset")
     assert wrong.status_code == 405 and "message" in wrong.json()
     assert control("PUT", "/faults").status_code == 405
@@ -364,3 +364,33 @@ def test_plugin_without_django(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+def test_the_control_routes_are_listed_and_each_answers(pagecall_emulator: Emulator) -> None:
+    import subprocess
+    import sys
+
+    from django_pagecall.emulator.control import ROUTES
+
+    base = pagecall_emulator.base_url
+    listed = requests.get(f"{base}/_emulator/", timeout=5).json()["routes"]
+    assert [(r["method"], r["path"]) for r in listed] == [
+        (method, f"/_emulator{path}") for method, path, _ in ROUTES
+    ]
+    # Each listed GET and DELETE route exists (the POSTs need bodies: tested above).
+    for method, path, _ in ROUTES:
+        if method in ("GET", "DELETE"):
+            assert requests.request(method, f"{base}/_emulator{path}", timeout=5).ok, path
+    missing = requests.get(f"{base}/_emulator/nope", timeout=5)
+    assert missing.status_code == 404
+    assert "GET /_emulator/ lists them" in missing.json()["message"]
+    shown = subprocess.run(
+        [sys.executable, "-m", "django_pagecall.emulator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    for method, path, _ in ROUTES:
+        assert f"{method:<6} /_emulator{path}" in shown
+    assert "/meet" in shown

@@ -13,11 +13,19 @@ import sys
 import threading
 from types import FrameType
 
+from . import control
 from .server import DEFAULT_API_KEY, Emulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m django_pagecall.emulator", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m django_pagecall.emulator",
+        description=__doc__,
+        epilog="control API (no key needed):\n"
+        + control.route_list()
+        + "\n\nmeeting pages: /meet and /replay ?room_id=...&access_token=...",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--port", type=int, default=8790, help="port to listen on (0: any free port)"
     )

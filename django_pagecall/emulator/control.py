@@ -17,6 +17,27 @@ if TYPE_CHECKING:
 PREFIX = "/_emulator"
 INJECT_ARGS = ("method", "path", "status", "delay", "drop", "times", "body")
 
+#: The control routes: method, path under PREFIX, and what each does (``GET /_emulator/``).
+ROUTES: tuple[tuple[str, str, str], ...] = (
+    ("GET", "/", "this list"),
+    ("GET", "/state", "everything: rooms, members, users, sessions, webhooks"),
+    ("POST", "/reset", "forget everything, faults and records included"),
+    ("POST", "/rooms/{room_id}/join", "connect a participant {user_id?, member_id?, deliver?}"),
+    ("POST", "/rooms/{room_id}/sessions/{session_id}/leave", "disconnect a session {deliver?}"),
+    ("POST", "/rooms/{room_id}/webhook", "send any JSON body to the room's webhook"),
+    ("POST", "/faults", "inject a fault {method, path, status?, delay?, drop?, times?, body?}"),
+    ("GET", "/faults", "the faults still pending"),
+    ("DELETE", "/faults", "clear the faults"),
+    ("GET", "/requests", "the REST API requests received"),
+    ("DELETE", "/requests", "forget them"),
+    ("GET", "/webhooks", "the webhook deliveries made"),
+)
+
+
+def route_list() -> str:
+    """The routes as lines of text, for ``--help``."""
+    return "\n".join(f"  {m:<6} {PREFIX}{p:<44} {what}" for m, p, what in ROUTES)
+
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     body, ok = parse_body(raw)
@@ -42,7 +63,11 @@ def _optional_str(body: dict[str, Any], name: str) -> str | None:
 
 
 def _dispatch(emu: Emulator, method: str, parts: list[str], raw: bytes) -> tuple[int, Any]:
-    if parts == ["faults"]:
+    if parts == []:
+        if method == "GET":
+            routes = [{"method": m, "path": PREFIX + p, "does": what} for m, p, what in ROUTES]
+            return 200, {"routes": routes}
+    elif parts == ["faults"]:
         if method == "POST":
             body = _json_object(raw)
             unknown = sorted(set(body) - set(INJECT_ARGS))
@@ -87,7 +112,9 @@ def _dispatch(emu: Emulator, method: str, parts: list[str], raw: bytes) -> tuple
             body = _json_object(raw)
             return 200, emu.leave(parts[1], parts[3], deliver=_flag(body, "deliver", True))
     else:
-        return 404, {"message": f"No control route /_emulator/{'/'.join(parts)}"}
+        return 404, {
+            "message": f"No control route /_emulator/{'/'.join(parts)}; GET /_emulator/ lists them"
+        }
     return 405, {"message": f"Method {method} not allowed"}
 
 
