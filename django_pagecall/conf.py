@@ -290,7 +290,7 @@ class PagecallSettings:
 
 
 def validation_problem(name: str, value: object, *, label: str | None = None) -> str | None:
-    """A sentence naming the key (or ``label``) when ``value`` is malformed for it, else ``None``."""
+    """A sentence naming the key (or ``label``) when ``value`` is malformed for it, else None."""
     check = VALIDATORS.get(name)
     if check is None or check[0](value):
         return None

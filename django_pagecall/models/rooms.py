@@ -79,9 +79,7 @@ def validate_workspace(name: str) -> None:
         pagecall_settings.ensure_workspace(name)
     except WorkspaceNotConfigured:
         raise ValidationError(
-            _(
-                'The Pagecall workspace “%(name)s” is not configured: add it to PAGECALL["WORKSPACES"].'
-            ),
+            _('The Pagecall workspace “%(name)s” is not configured (PAGECALL["WORKSPACES"]).'),
             code="unknown_workspace",
             params={"name": name},
         ) from None
