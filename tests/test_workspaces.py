@@ -187,6 +187,7 @@ def test_one_pooled_client_per_workspace_each_with_its_key(
     get_client().create_user(user_id="ann")
     assert authorizations(school) == {f"Bearer {SCHOOL_KEY}"}
     assert authorizations(pagecall_emulator) == {"Bearer test-api-key"}
+    assert {r["headers"]["Authorization"] for r in school.requests} == {f"Bearer {SCHOOL_KEY}"}
     with pytest.raises(WorkspaceNotConfigured):
         get_client("clinic")
 
