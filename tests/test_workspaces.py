@@ -298,6 +298,28 @@ def test_a_webhook_for_a_room_of_another_workspace_is_recorded(
     assert (session.room_id, session.user_id) == (room.pk, "ann")
 
 
+def test_a_room_on_pagecall_cannot_move_to_another_workspace(
+    pagecall_emulator: Emulator, school: Emulator
+) -> None:
+    (pending,) = Room.objects.bulk_create([Room(name="Not sent yet")])
+    pending = Room.objects.get(pk=pending.pk)
+    pending.workspace = "school"
+    pending.save()  # nothing is on Pagecall yet: it goes to the school when sent
+    sync.create_room(pending.pk)
+    pending.refresh_from_db()
+    assert pending.pagecall_id in school.rooms
+    room = Room.objects.create(name="Sent")
+    room = Room.objects.get(pk=room.pk)
+    room.workspace = "school"
+    with pytest.raises(ValueError, match="cannot move to 'school'"):
+        room.save()
+    assert Room.objects.get(pk=room.pk).workspace == "default"
+    room.workspace = "default"
+    room.name = "Renamed"
+    room.save()  # back where it is: saved as usual
+    assert pagecall_emulator.rooms[room.pagecall_id or ""]["name"] == "Renamed"
+
+
 # -- an unknown workspace -----------------------------------------------------------------------
 
 
@@ -420,6 +442,19 @@ def test_the_admin_offers_and_filters_by_the_workspaces(
     listed = admin_client_of_site.get("/admin/django_pagecall/room/?workspace=school")
     assert listed.context["cl"].result_count == 1
     assert b"?workspace=school" in listed.content  # the filter's link
+
+
+def test_the_admin_lists_show_the_workspace_when_there_are_several(
+    pagecall_emulator: Emulator, school: Emulator, admin_client_of_site: Client
+) -> None:
+    PendingAction.objects.create(kind=PendingAction.Kind.DELETE_ROOM, workspace="school")
+    Room.objects.bulk_create([Room(name="Listed", workspace="school")])
+    PagecallUser.objects.create(user_id="ann", workspace="school")
+    for model in ("pendingaction", "room", "pagecalluser"):
+        page = admin_client_of_site.get(f"/admin/django_pagecall/{model}/?workspace=school")
+        assert page.status_code == 200
+        assert "workspace" in page.context["cl"].list_display
+        assert page.context["cl"].result_count == 1
 
 
 def test_the_admin_refuses_an_unknown_workspace_with_a_form_error(

@@ -268,6 +268,9 @@ class Room(SyncFields):
 
     objects = SyncQuerySet["Room"].as_manager()
 
+    #: The workspace as the database held it, to refuse moving a room that is on Pagecall.
+    _loaded_workspace: str | None
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [
@@ -299,12 +302,35 @@ class Room(SyncFields):
             kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), renamed)
         if adding or "workspace" in kwargs["update_fields"]:
             pagecall_settings.ensure_workspace(self.workspace)  # refused before anything is sent
+            self._refuse_a_move()
         super().save(*args, **kwargs)
         self._saved()
         if adding:
             sync.schedule_room_creation(self)
         elif renamed:
             sync.schedule_room_update(self)
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
+        instance._loaded_workspace = instance.__dict__.get("workspace")
+        return instance
+
+    def _refuse_a_move(self) -> None:
+        """A room on Pagecall, or being created there, stays in its workspace: Pagecall cannot
+        move it, and its later calls would go where it is not."""
+        was = getattr(self, "_loaded_workspace", None)
+        if self._state.adding or was is None or was == self.workspace:
+            return
+        if self.pagecall_id or self.sync_state in (SyncState.CREATING, SyncState.SYNCED):
+            raise ValueError(
+                f"room {self.pk} is on Pagecall in the workspace {was!r} and cannot move to "
+                f"{self.workspace!r}: create a new room there instead"
+            )
+
+    def _saved(self) -> None:
+        super()._saved()
+        self._loaded_workspace = self.__dict__.get("workspace")
 
     @property
     def is_terminated(self) -> bool:
