@@ -14,13 +14,21 @@ from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .conf import BY_NAME, SETTING_NAME, setting_label, validation_problem
+from .conf import (
+    BY_NAME,
+    SETTING_NAME,
+    WORKSPACE_KEYS,
+    setting_label,
+    validation_problem,
+    workspace_label,
+)
 
 #: The error id for a malformed value of each key (keys not listed use E005).
 MALFORMED_IDS = {
     "API_KEY": "pagecall.E002",
     "API_URL": "pagecall.E003",
     "WEBHOOK_URL": "pagecall.E004",
+    "WORKSPACES": "pagecall.E008",
 }
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
 
@@ -56,6 +64,10 @@ def check_settings(
         problem = validation_problem(name, value)
         if problem:
             messages.append(Error(problem, id=MALFORMED_IDS.get(name, "pagecall.E005")))
+    workspaces = raw.get("WORKSPACES")
+    if isinstance(workspaces, Mapping) and validation_problem("WORKSPACES", workspaces) is None:
+        for name, entry in workspaces.items():
+            messages += check_workspace(name, entry)
     if raw.get("API_KEY") in (None, ""):
         messages.append(
             Warning(
@@ -85,6 +97,37 @@ def check_settings(
                     id="pagecall.W004",
                 )
             )
+    return messages
+
+
+def check_workspace(name: str, entry: Mapping[str, Any]) -> list[CheckMessage]:
+    """The checks of the top-level keys, for one entry of ``WORKSPACES``, naming it."""
+    messages: list[CheckMessage] = []
+    for key in sorted(entry):
+        if key not in WORKSPACE_KEYS:
+            messages.append(
+                Warning(
+                    f"{workspace_label(name, key)} is not a key of a workspace and is ignored.",
+                    hint=f"A workspace takes {', '.join(WORKSPACE_KEYS)}.",
+                    id="pagecall.W003",
+                )
+            )
+    for key in WORKSPACE_KEYS:
+        value = entry.get(key)
+        if value in (None, ""):
+            continue
+        problem = validation_problem(key, value, label=workspace_label(name, key))
+        if problem:
+            messages.append(Error(problem, id=MALFORMED_IDS.get(key, "pagecall.E005")))
+    if entry.get("API_KEY") in (None, ""):
+        messages.append(
+            Warning(
+                f"{workspace_label(name, 'API_KEY')} is not set: rooms of the workspace "
+                f"{name!r} cannot be created on Pagecall.",
+                hint="Set it to the API key from that Pagecall workspace's settings.",
+                id="pagecall.W005",
+            )
+        )
     return messages
 
 

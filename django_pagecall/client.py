@@ -106,12 +106,14 @@ class PagecallClient:
         return f"<PagecallClient {self.api_url}>"  # never the key
 
     @classmethod
-    def from_settings(cls) -> PagecallClient:
+    def from_settings(cls, workspace: str = "default") -> PagecallClient:
+        """A client for the workspace of that name (``"default"``: the top-level keys)."""
         from .conf import pagecall_settings as s
 
+        found = s.workspace(workspace)
         return cls(
-            s.API_KEY,
-            s.API_URL,
+            found.api_key,
+            found.api_url,
             connect_timeout=s.CONNECT_TIMEOUT,
             read_timeout=s.READ_TIMEOUT,
         )
@@ -458,26 +460,26 @@ class PagecallClient:
         return self._one(User, "DELETE", _path("/users/{}", user_id), "user")
 
 
-_client: PagecallClient | None = None
+_clients: dict[str, PagecallClient] = {}
 _client_lock = threading.Lock()
 
 
-def get_client() -> PagecallClient:
-    """The process-wide client built from ``settings.PAGECALL`` (rebuilt when the setting changes)."""
-    global _client
-    client = _client
+def get_client(workspace: str = "default") -> PagecallClient:
+    """The process-wide client of a workspace, built from ``settings.PAGECALL`` (rebuilt when
+    the setting changes). A name the settings lack raises
+    :class:`~django_pagecall.exceptions.WorkspaceNotConfigured`, before anything is sent."""
+    client = _clients.get(workspace)
     if client is None:
         with _client_lock:
-            if _client is None:
-                _client = PagecallClient.from_settings()
-            client = _client
+            client = _clients.get(workspace)
+            if client is None:
+                client = _clients[workspace] = PagecallClient.from_settings(workspace)
     return client
 
 
 def reset_client() -> None:
-    """Forget the process-wide client; the next :func:`get_client` reads the settings again."""
-    global _client
+    """Forget the process-wide clients; the next :func:`get_client` reads the settings again."""
     with _client_lock:
-        if _client is not None:
-            _client.close()
-        _client = None
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

@@ -8,7 +8,7 @@ checks can use it freely.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -18,6 +18,12 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 SETTING_NAME: Final = "PAGECALL"
+#: The workspace the top-level ``API_KEY`` and ``API_URL`` make; a room's by default.
+DEFAULT_WORKSPACE: Final = "default"
+#: The keys of one entry of ``WORKSPACES``; ``API_KEY`` is required.
+WORKSPACE_KEYS: Final = ("API_KEY", "API_URL", "APP_URL")
+#: The longest workspace name (``Room.workspace`` and ``PagecallUser.workspace`` hold it).
+WORKSPACE_NAME_LENGTH: Final = 64
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,13 @@ KEYS: Final[tuple[Key, ...]] = (
         "Django's default cache; deliveries with valid credentials are never counted nor refused. "
         "0: no limit.",
     ),
+    Key(
+        "WORKSPACES",
+        None,
+        "More Pagecall workspaces: a dict of names to dicts with `API_KEY` (required), `API_URL` "
+        "(default: Pagecall's) and `APP_URL` (default: the top-level one). The top-level "
+        "`API_KEY` and `API_URL` are the workspace named `default`. See docs/workspaces.md.",
+    ),
 )
 
 BY_NAME: Final = {k.name: k for k in KEYS}
@@ -98,6 +111,26 @@ BY_NAME: Final = {k.name: k for k in KEYS}
 def setting_label(name: str) -> str:
     """How a key is named in errors: ``PAGECALL["API_KEY"]``."""
     return f'{SETTING_NAME}["{name}"]'
+
+
+def workspace_label(workspace: str, name: str) -> str:
+    """How a key of a workspace is named in errors: ``PAGECALL["WORKSPACES"]["b"]["API_KEY"]``."""
+    return f'{setting_label("WORKSPACES")}["{workspace}"]["{name}"]'
+
+
+def _is_workspace_name(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and value.strip() != ""
+        and len(value) <= WORKSPACE_NAME_LENGTH
+        and value != DEFAULT_WORKSPACE
+    )
+
+
+def _is_workspaces(value: object) -> bool:
+    return isinstance(value, Mapping) and all(
+        _is_workspace_name(name) and isinstance(entry, Mapping) for name, entry in value.items()
+    )
 
 
 def _is_http_url(value: object) -> bool:
@@ -148,7 +181,23 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
         "a whole number of bytes >= 1",
     ),
     "WEBHOOK_AUTH_FAILURES_PER_MINUTE": (_non_negative_int, "a whole number >= 0"),
+    "WORKSPACES": (
+        _is_workspaces,
+        f"a dict whose keys are workspace names (strings of at most {WORKSPACE_NAME_LENGTH} "
+        f'characters, not "{DEFAULT_WORKSPACE}") and whose values are dicts',
+    ),
 }
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """One Pagecall workspace: where its API is, and the key that opens it."""
+
+    name: str
+    api_url: str
+    api_key: str = field(repr=False)
+    #: Its own ``APP_URL``; ``None``: the top-level one (see :meth:`PagecallSettings.app_url`).
+    app_url: str | None = None
 
 
 class PagecallSettings:
@@ -171,6 +220,62 @@ class PagecallSettings:
 
     def is_set(self, name: str) -> bool:
         return self.raw().get(name) not in (None, "")
+
+    def workspace_names(self) -> list[str]:
+        """``"default"`` and the names of ``WORKSPACES``, in the order the setting gives them."""
+        return [DEFAULT_WORKSPACE, *(self.WORKSPACES or {})]
+
+    def ensure_workspace(self, name: str) -> None:
+        """Raise :class:`~django_pagecall.exceptions.WorkspaceNotConfigured` unless the settings
+        have a workspace of that name (its keys are not read: saving a room needs none)."""
+        names = self.workspace_names()
+        if name not in names:
+            from .exceptions import WorkspaceNotConfigured
+
+            configured = ", ".join(f'"{n}"' for n in names)
+            raise WorkspaceNotConfigured(
+                f"Pagecall workspace {name!r} is not configured: add it to "
+                f"{setting_label('WORKSPACES')} (configured: {configured})."
+            )
+
+    def workspace(self, name: str) -> Workspace:
+        """The workspace called ``name``: the one place a workspace name is resolved.
+
+        Raises :class:`~django_pagecall.exceptions.WorkspaceNotConfigured` for a name the
+        settings do not have, and ``ImproperlyConfigured`` naming the key for a missing or
+        malformed value.
+        """
+        self.ensure_workspace(name)
+        if name == DEFAULT_WORKSPACE:
+            return Workspace(name, self.API_URL, self.API_KEY)
+        entry = self.WORKSPACES[name]
+        values: dict[str, Any] = {}
+        for key in WORKSPACE_KEYS:
+            value = entry.get(key)
+            if value in (None, ""):
+                if key == "API_KEY":
+                    raise ImproperlyConfigured(
+                        f"{workspace_label(name, key)} is not set; django-pagecall needs it to "
+                        f"call the workspace {name!r}."
+                    )
+                # API_URL: Pagecall's; APP_URL: None, the top-level one.
+                values[key] = BY_NAME[key].default if key == "API_URL" else None
+                continue
+            problem = validation_problem(key, value, label=workspace_label(name, key))
+            if problem:
+                raise ImproperlyConfigured(problem)
+            values[key] = value
+        app_url = values["APP_URL"]
+        return Workspace(
+            name,
+            values["API_URL"].rstrip("/"),
+            values["API_KEY"],
+            app_url.rstrip("/") if app_url else None,
+        )
+
+    def app_url(self, workspace: str) -> str:
+        """The meeting app's base URL for the rooms of a workspace."""
+        return self.workspace(workspace).app_url or self.APP_URL
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -195,18 +300,19 @@ class PagecallSettings:
         return value
 
 
-def validation_problem(name: str, value: object) -> str | None:
-    """A sentence naming the key when ``value`` is malformed for it, else ``None``."""
+def validation_problem(name: str, value: object, *, label: str | None = None) -> str | None:
+    """A sentence naming the key (or ``label``) when ``value`` is malformed for it, else None."""
     check = VALIDATORS.get(name)
     if check is None or check[0](value):
         return None
+    label = label or setting_label(name)
     if name in SECRET_KEYS:
-        return f"{setting_label(name)} must be {check[1]}."  # never echo a secret
-    return f"{setting_label(name)} must be {check[1]}, not {value!r}."
+        return f"{label} must be {check[1]}."  # never echo a secret
+    return f"{label} must be {check[1]}, not {value!r}."
 
 
 #: Keys whose values are never repeated in messages.
-SECRET_KEYS: Final = frozenset({"API_KEY", "WEBHOOK_SECRETS"})
+SECRET_KEYS: Final = frozenset({"API_KEY", "WEBHOOK_SECRETS", "WORKSPACES"})
 
 
 pagecall_settings: Final = PagecallSettings()

@@ -6,6 +6,8 @@ again. :class:`PagecallResponseError`: an answer that cannot be read. See docs/c
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 
 class PagecallError(Exception):
     """Base class of every error the client raises."""
@@ -46,3 +48,11 @@ class PagecallAmbiguousError(PagecallError):
 
 class PagecallResponseError(PagecallError):
     """Pagecall answered 2xx with a body the client cannot read."""
+
+
+class WorkspaceNotConfigured(PagecallRefused, ImproperlyConfigured):
+    """A room names a workspace that ``PAGECALL`` does not configure; nothing was sent.
+
+    A refusal, so every caller that handles Pagecall's refusals (a room marked failed, an
+    update's error kept) handles it; and a configuration error, which it is.
+    """

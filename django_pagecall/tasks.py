@@ -82,19 +82,19 @@ def run_action(self: Task[Any, Any], action_pk: int, using: str = "default") -> 
 
 
 @shared_task(name="django_pagecall.tasks.sync", ignore_result=True)
-def sync(using: str | None = None) -> dict[str, int]:
+def sync(using: str | None = None, workspace: str | None = None) -> dict[str, int]:
     """The periodic sweep: send every room and member that is pending or stuck.
 
     Schedule it with Celery beat (one beat only), e.g. every minute. It sweeps every database
     alias the app's tables are migrated on (``using``: that alias only), and returns how many
     units were sent (``done``), refused or given up on (``failed``: the rows keep the error),
-    and left to retry.
+    and left to retry. ``workspace``: the rooms of that workspace only (default: every room).
     """
     from .sync.sweep import aliases
 
     total = syncing.SweepResult()
     for alias in aliases(using):
-        result = syncing.sweep(alias)
+        result = syncing.sweep(alias, workspace=workspace)
         logger.info(
             "Pagecall sync of %r: %s done, %s failed, %s to retry",
             alias,

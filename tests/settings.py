@@ -7,6 +7,7 @@ and ``DATABASE_URL=sqlite://`` the fast layer on SQLite.
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import unquote, urlsplit
 
@@ -133,6 +134,9 @@ PAGECALL = {
     "RETRY_BACKOFF": 0.1,
     "RETRY_BACKOFF_MAX": 0.5,
 }
+if os.environ.get("PAGECALL_WORKSPACES"):
+    # More workspaces, as JSON, for a worker started as a separate process.
+    PAGECALL["WORKSPACES"] = json.loads(os.environ["PAGECALL_WORKSPACES"])
 
 LOGGING = {
     "version": 1,

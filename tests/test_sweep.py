@@ -246,7 +246,9 @@ def test_passes_are_bounded(pagecall_emulator: Emulator, monkeypatch: pytest.Mon
     # Every unit run finds a new one: the sweep stops after its last pass and counts what is
     # left for the next sweep as to retry.
     found = iter(range(1000, 2000))
-    monkeypatch.setattr(sweep_module, "pending_work", lambda using: [("run_action", next(found))])
+    monkeypatch.setattr(
+        sweep_module, "pending_work", lambda using, workspace: [("run_action", next(found))]
+    )
     result = sync.sweep(passes=3)
     assert (result.done, result.failed, result.retry) == (3, 0, 1)
 

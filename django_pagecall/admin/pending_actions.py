@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import sync
 from ..models import PendingAction
+from .rooms import WorkspaceFilter, several_workspaces, with_workspace
 
 
 @admin.register(PendingAction)
@@ -30,6 +31,13 @@ class PendingActionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in PendingAction._meta.fields]
     actions = ["send_now"]
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return with_workspace(super().get_list_display(request), after="kind")
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = list(super().get_list_filter(request))
+        return [WorkspaceFilter, *filters] if several_workspaces() else filters
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

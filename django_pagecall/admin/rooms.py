@@ -26,6 +26,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import sync
 from ..client import DOT_SEGMENTS
+from ..conf import DEFAULT_WORKSPACE, pagecall_settings
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session, SyncState
 from ..models.rooms import MIRRORED_FIELDS
@@ -39,8 +40,32 @@ BADGE_COLOURS = {
     SyncState.FAILED: "#ba2121",
 }
 
-#: Fields only ``POST /rooms`` carries (see the module docstring).
-CREATION_ONLY_FIELDS = ("type", "record", "max_meeting_seconds")
+#: Fields only ``POST /rooms`` carries (see the module docstring), and the workspace it goes to.
+CREATION_ONLY_FIELDS = ("workspace", "type", "record", "max_meeting_seconds")
+
+
+def several_workspaces() -> bool:
+    """Whether ``PAGECALL["WORKSPACES"]`` adds any: the lists then show and filter by them."""
+    return len(pagecall_settings.workspace_names()) > 1
+
+
+class WorkspaceFilter(admin.SimpleListFilter):
+    title = _("workspace")
+    parameter_name = "workspace"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [(name, name) for name in pagecall_settings.workspace_names()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(workspace=self.value()) if self.value() else queryset
+
+
+def with_workspace(columns: Any, after: str) -> list[Any]:
+    """A list's columns or filters, with the workspace after ``after`` when there are several."""
+    shown: list[Any] = list(columns)
+    if several_workspaces():
+        shown.insert(shown.index(after) + 1 if after in shown else 0, "workspace")
+    return shown
 
 
 def sync_badge(obj: Room | Member) -> SafeString:
@@ -217,7 +242,7 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "updated_at",
     ]
     fieldsets = [
-        (None, {"fields": ["name", "type", "record", "max_meeting_seconds"]}),
+        (None, {"fields": ["name", "workspace", "type", "record", "max_meeting_seconds"]}),
         (
             _("on Pagecall"),
             {
@@ -251,10 +276,37 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             member_total=Coalesce(Subquery(members, output_field=IntegerField()), Value(0))
         )
 
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return with_workspace(super().get_list_display(request), after="name")
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = list(super().get_list_filter(request))
+        return [WorkspaceFilter, *filters] if several_workspaces() else filters
+
+    def get_form(
+        self, request: HttpRequest, obj: Room | None = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        field = form.base_fields.get("workspace")
+        if field is not None:
+            # The configured workspaces, and the room's own even if it is not one of them (the
+            # model's validator then says so).
+            names = pagecall_settings.workspace_names()
+            if obj is not None and obj.workspace not in names:
+                names.append(obj.workspace)
+            field.widget = forms.Select(choices=[(name, name) for name in names])
+        return form
+
     def get_fieldsets(self, request: HttpRequest, obj: Room | None = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
         if obj is None:  # nothing is on Pagecall yet
-            return [self.fieldsets[0]] if self.fieldsets else []
-        return super().get_fieldsets(request, obj)
+            fieldsets = fieldsets[:1]
+        if not several_workspaces() and (obj is None or obj.workspace == DEFAULT_WORKSPACE):
+            # A site of one workspace sees the room's form as it was before there were several.
+            name, options = fieldsets[0]
+            fields = [f for f in options["fields"] if f != "workspace"]
+            fieldsets[0] = (name, {**options, "fields": fields})
+        return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Room | None = None) -> Any:
         fields = list(super().get_readonly_fields(request, obj))

@@ -14,6 +14,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from ..models import PagecallUser
+from .rooms import WorkspaceFilter, several_workspaces, with_workspace
 
 #: A token shorter than this is masked whole: its last four characters would be most of it.
 MIN_LENGTH_TO_HINT = 16
@@ -35,8 +36,14 @@ class PagecallUserAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     date_hierarchy = "registered_at"
     ordering = ["user_id"]
     # Listed explicitly: access_token must never be among them.
-    fields = ("user_id", "name", "masked_token", "registered_at", "updated_at")
+    fields = ("user_id", "workspace", "name", "masked_token", "registered_at", "updated_at")
     readonly_fields = fields
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return with_workspace(super().get_list_display(request), after="user_id")
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        return [WorkspaceFilter] if several_workspaces() else []
 
     @admin.display(description=_("access token"))
     def masked_token(self, user: PagecallUser) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .rooms import workspace_field
+
 
 class PendingAction(models.Model):
     """A call owed to Pagecall for a deleted row; removed once Pagecall has answered."""
@@ -18,6 +20,8 @@ class PendingAction(models.Model):
         DELETE_ROOM = "delete_room", _("delete a room (deleted locally)")
 
     kind = models.CharField(_("kind"), max_length=32, choices=Kind.choices)
+    #: The room's workspace, where the call goes (the room's row may be gone).
+    workspace = workspace_field()
     room_pagecall_id = models.CharField(
         _("Pagecall room id"),
         max_length=64,

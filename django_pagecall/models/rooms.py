@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F
 from django.db.models.signals import pre_delete
@@ -80,6 +81,33 @@ def parse_pk(text: str) -> int | None:
         return None
     value = int(text)
     return value if value <= MAX_PK else None
+
+
+def validate_workspace(name: str) -> None:
+    """A form's error for a workspace the settings do not configure."""
+    from ..conf import pagecall_settings
+    from ..exceptions import WorkspaceNotConfigured
+
+    try:
+        pagecall_settings.ensure_workspace(name)
+    except WorkspaceNotConfigured:
+        raise ValidationError(
+            _('The Pagecall workspace “%(name)s” is not configured (PAGECALL["WORKSPACES"]).'),
+            code="unknown_workspace",
+            params={"name": name},
+        ) from None
+
+
+def workspace_field() -> models.CharField[str, str]:
+    from ..conf import DEFAULT_WORKSPACE, WORKSPACE_NAME_LENGTH
+
+    return models.CharField(
+        _("workspace"),
+        max_length=WORKSPACE_NAME_LENGTH,
+        default=DEFAULT_WORKSPACE,
+        validators=[validate_workspace],
+        help_text=_('The Pagecall workspace: a name in PAGECALL["WORKSPACES"], or “default”.'),
+    )
 
 
 class RoomType(models.TextChoices):
@@ -210,6 +238,7 @@ class SyncFields(models.Model):
 
 class Room(SyncFields):
     name = models.CharField(_("name"), max_length=255)
+    workspace = workspace_field()
     type = models.CharField(
         _("type"), max_length=16, choices=RoomType.choices, default=RoomType.PUBLIC
     )
@@ -224,9 +253,10 @@ class Room(SyncFields):
         _("Pagecall id"), max_length=64, null=True, blank=True, unique=True, editable=False
     )
     # The name a claim sent, while the room is being created: after an unknown outcome the room
-    # is looked up by it. Unique, and NULL otherwise, so that one room of a name is in flight.
-    name_in_flight = models.CharField(
-        _("name in flight"), max_length=255, null=True, blank=True, unique=True, editable=False
+    # is looked up by it in its workspace. Unique there, and NULL otherwise, so that one room of
+    # a name is in flight in a workspace.
+    name_in_flight = models.CharField(  # noqa: DJ001  (NULL: not in flight, so not unique)
+        _("name in flight"), max_length=255, null=True, blank=True, editable=False
     )
 
     # Mirrored from Pagecall's Room object.
@@ -251,10 +281,18 @@ class Room(SyncFields):
 
     objects = SyncQuerySet["Room"].as_manager()
 
+    #: The workspace as the database held it, to refuse moving a room that is on Pagecall.
+    _loaded_workspace: str | None
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["sync_state", "lease_until"], name="pagecall_room_sync_idx")
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "name_in_flight"], name="pagecall_room_one_name_in_flight"
+            )
         ]
 
     SENT_FIELDS = ("name",)
@@ -265,6 +303,7 @@ class Room(SyncFields):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         from .. import sync
+        from ..conf import pagecall_settings
 
         adding = self._state.adding
         renamed = self._sent_fields_changed()
@@ -274,12 +313,37 @@ class Room(SyncFields):
             # An instance loaded before a worker stored Pagecall's answer must not write its
             # stale copy of the sync fields back (that would lose the room's Pagecall id).
             kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), renamed)
+        if adding or "workspace" in kwargs["update_fields"]:
+            pagecall_settings.ensure_workspace(self.workspace)  # refused before anything is sent
+            self._refuse_a_move()
         super().save(*args, **kwargs)
         self._saved()
         if adding:
             sync.schedule_room_creation(self)
         elif renamed:
             sync.schedule_room_update(self)
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
+        instance._loaded_workspace = instance.__dict__.get("workspace")
+        return instance
+
+    def _refuse_a_move(self) -> None:
+        """A room on Pagecall, or being created there, stays in its workspace: Pagecall cannot
+        move it, and its later calls would go where it is not."""
+        was = getattr(self, "_loaded_workspace", None)
+        if self._state.adding or was is None or was == self.workspace:
+            return
+        if self.pagecall_id or self.sync_state in (SyncState.CREATING, SyncState.SYNCED):
+            raise ValueError(
+                f"room {self.pk} is on Pagecall in the workspace {was!r} and cannot move to "
+                f"{self.workspace!r}: create a new room there instead"
+            )
+
+    def _saved(self) -> None:
+        super()._saved()
+        self._loaded_workspace = self.__dict__.get("workspace")
 
     @property
     def is_terminated(self) -> bool:
@@ -326,10 +390,11 @@ class Room(SyncFields):
             raise ValueError(
                 f"room {self.pk} has no Pagecall id yet (sync state: {self.sync_state})"
             )
+        app_url = pagecall_settings.app_url(self.workspace)
         query = {"room_id": self.pagecall_id}
         if access_token is not None:
             query["access_token"] = access_token
-        return f"{pagecall_settings.APP_URL}/{page}?{urlencode(query)}"
+        return f"{app_url}/{page}?{urlencode(query)}"
 
 
 class Member(SyncFields):
@@ -409,9 +474,11 @@ class Member(SyncFields):
 
 
 class PagecallUser(models.Model):
-    """A user registered in the Pagecall workspace, with the access token that lets them join."""
+    """A user registered in a Pagecall workspace, with the access token that lets them join
+    that workspace's rooms: the same person in two workspaces has two rows."""
 
-    user_id = models.CharField(_("Pagecall user id"), max_length=255, unique=True)
+    workspace = workspace_field()
+    user_id = models.CharField(_("Pagecall user id"), max_length=255)
     name = models.CharField(max_length=255, blank=True, default="")
     access_token = models.CharField(max_length=255, blank=True, default="", editable=False)
     registered_at = models.DateTimeField(auto_now_add=True)
@@ -419,13 +486,18 @@ class PagecallUser(models.Model):
 
     class Meta:
         verbose_name = _("Pagecall user")
-        ordering = ["user_id"]
+        ordering = ["user_id", "workspace"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "user_id"], name="pagecall_user_unique_in_workspace"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.user_id
 
     def __repr__(self) -> str:
-        return f"<PagecallUser {self.user_id!r}>"  # never the token
+        return f"<PagecallUser {self.user_id!r} in {self.workspace!r}>"  # never the token
 
 
 class DeletedRoom(models.Model):

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ..client import get_client
 from ..conf import pagecall_settings
-from ..exceptions import PagecallError, PagecallRefused
+from ..exceptions import PagecallError, PagecallRefused, WorkspaceNotConfigured
 from ..models import DeletedRoom, Member, PendingAction, Room, RoomType, SyncState
 from . import outcomes
 from .outcomes import RetryLater, error_text
@@ -31,12 +31,12 @@ def room_deleted(room_pk: int, *, using: str) -> None:
         Room.objects.using(using)
         .select_for_update()
         .filter(pk=room_pk)
-        .values("pagecall_id", "pagecall_created_at")
+        .values("pagecall_id", "pagecall_created_at", "workspace")
         .first()
     )
     if row is not None and row["pagecall_id"]:
         forget_room(row["pagecall_id"], row["pagecall_created_at"], using=using)
-        schedule_remote_room_deletion(row["pagecall_id"], using=using)
+        schedule_remote_room_deletion(row["pagecall_id"], workspace=row["workspace"], using=using)
 
 
 def forget_room(pagecall_id: str, created_at: Any, *, using: str) -> None:
@@ -56,17 +56,22 @@ def forget_room(pagecall_id: str, created_at: Any, *, using: str) -> None:
     DeletedRoom.objects.using(using).filter(pagecall_created_at__lt=horizon).delete()
 
 
-def schedule_remote_room_deletion(pagecall_id: str, *, using: str) -> None:
+def schedule_remote_room_deletion(pagecall_id: str, *, workspace: str, using: str) -> None:
     if pagecall_settings.DELETE_REMOTE_ROOMS:
-        owe(PendingAction.Kind.DELETE_ROOM, pagecall_id, "", using)
+        owe(PendingAction.Kind.DELETE_ROOM, pagecall_id, "", workspace, using)
 
 
 def schedule_member_block(
-    room_pagecall_id: str, user_id: str, *, using: str, room_pk: int | None = None
+    room_pagecall_id: str,
+    user_id: str,
+    *,
+    workspace: str,
+    using: str,
+    room_pk: int | None = None,
 ) -> None:
     """Block a member of a private room whose row is gone. Without ``room_pagecall_id`` (the
     room is being created), the block waits for the room ``room_pk`` to have one."""
-    owe(PendingAction.Kind.BLOCK_MEMBER, room_pagecall_id, user_id, using, room_pk)
+    owe(PendingAction.Kind.BLOCK_MEMBER, room_pagecall_id, user_id, workspace, using, room_pk)
 
 
 def schedule_deleted_member_block(member_pk: int, *, using: str) -> None:
@@ -89,26 +94,40 @@ def schedule_deleted_member_block(member_pk: int, *, using: str) -> None:
     room = (
         Room.objects.using(using)
         .filter(pk=row["room_id"])
-        .values("pagecall_id", "type", "sync_state")
+        .values("pagecall_id", "type", "sync_state", "workspace")
         .first()
     )
     if room is None or room["type"] != RoomType.PRIVATE:
         return
+    workspace = room["workspace"]
     if room["pagecall_id"]:
         if row["sync_state"] in (SyncState.SYNCED, SyncState.CREATING):
-            schedule_member_block(room["pagecall_id"], row["user_id"], using=using)
+            schedule_member_block(
+                room["pagecall_id"], row["user_id"], workspace=workspace, using=using
+            )
     elif room["sync_state"] == SyncState.CREATING:
-        schedule_member_block("", row["user_id"], using=using, room_pk=row["room_id"])
+        schedule_member_block(
+            "", row["user_id"], workspace=workspace, using=using, room_pk=row["room_id"]
+        )
 
 
 def owe(
-    kind: str, room_pagecall_id: str, user_id: str, using: str, room_pk: int | None = None
+    kind: str,
+    room_pagecall_id: str,
+    user_id: str,
+    workspace: str,
+    using: str,
+    room_pk: int | None = None,
 ) -> None:
     """Record a call in the current transaction, and queue it once that commits."""
     from .. import tasks
 
     action = PendingAction.objects.using(using).create(
-        kind=kind, room_pagecall_id=room_pagecall_id, user_id=user_id, room_pk=room_pk
+        kind=kind,
+        room_pagecall_id=room_pagecall_id,
+        user_id=user_id,
+        workspace=workspace,
+        room_pk=room_pk,
     )
     enqueue_on_commit(using, tasks.run_action, action.pk, using)
 
@@ -121,12 +140,16 @@ def run_action(action_pk: int, using: str = "default") -> None:
     if not action.room_pagecall_id and not _learn_room_id(action, using):
         return
     PendingAction.objects.using(using).filter(pk=action.pk).update(attempts=F("attempts") + 1)
-    client = get_client()
     try:
+        client = get_client(action.workspace)
         if action.kind == PendingAction.Kind.BLOCK_MEMBER:
             client.update_member(action.room_pagecall_id, action.user_id, is_blocked=True)
         else:
             client.delete_room(action.room_pagecall_id)
+    except WorkspaceNotConfigured as exc:
+        # Kept, not dropped: the call is still owed once the workspace is configured again.
+        PendingAction.objects.using(using).filter(pk=action.pk).update(last_error=str(exc))
+        raise RetryLater(str(exc)) from exc
     except PagecallRefused as exc:  # e.g. gone already: nothing more to do
         logger.warning("Pagecall refused %s: %s", action, exc)
     except PagecallError as exc:

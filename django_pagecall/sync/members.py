@@ -8,7 +8,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from .. import remote
-from ..client import get_client
+from ..client import PagecallClient, get_client
 from ..conf import pagecall_settings
 from ..exceptions import PagecallError, PagecallRefused
 from ..models import Member, RoomType, SyncState
@@ -62,12 +62,13 @@ def create_member(member_pk: int, using: str = "default") -> None:
     room_id = member.room.pagecall_id
     try:
         added = None
+        client = get_client(member.room.workspace)
         if member.sync_state == SyncState.CREATING:  # an expired claim: it may be there already
-            added = find_member(room_id, member.user_id)
+            added = find_member(client, room_id, member.user_id)
         if added is None:
             if member.room.type == RoomType.PRIVATE:
-                ensure_registered([member], using)
-            added = get_client().create_member(room_id, user_id=member.user_id, type=member.type)
+                ensure_registered([member], member.room.workspace, using)
+            added = client.create_member(room_id, user_id=member.user_id, type=member.type)
     except PagecallRefused as exc:
         members.settle(member.pk, lease, SyncState.FAILED, sync_error=error_text(exc))
         logger.error("Pagecall refused member %s of room %s: %s", member.pk, member.room_id, exc)
@@ -95,15 +96,17 @@ def create_member(member_pk: int, using: str = "default") -> None:
         # Deleted while being added: the block owed at its deletion may have reached Pagecall
         # before the add did, so it is owed again, now that the add has landed.
         if member.room.type == RoomType.PRIVATE:
-            schedule_member_block(room_id, member.user_id, using=using)
+            schedule_member_block(
+                room_id, member.user_id, workspace=member.room.workspace, using=using
+            )
         return
     if members.filter(pk=member.pk, needs_update=True).exists():
         enqueue(tasks.update_member, member.pk, using)
 
 
-def find_member(room_id: str, user_id: str) -> remote.Member | None:
+def find_member(client: PagecallClient, room_id: str, user_id: str) -> remote.Member | None:
     try:
-        return get_client().get_member(room_id, user_id)
+        return client.get_member(room_id, user_id)
     except PagecallRefused:  # Pagecall answers 400 for an unknown member
         return None
 
@@ -118,12 +121,13 @@ def update_member(member_pk: int, using: str = "default") -> None:
     assert room_id is not None
 
     def put() -> remote.Member | None:
+        client = get_client(room.workspace)
         if not member.is_blocked:
-            return get_client().update_member(
+            return client.update_member(
                 room_id, member.user_id, name=member.name or None, type=member.type
             )
         if room.type == RoomType.PRIVATE:
-            return get_client().update_member(room_id, member.user_id, is_blocked=True)
+            return client.update_member(room_id, member.user_id, is_blocked=True)
         logger.warning(
             "Member %s removed from %s room %s: Pagecall blocks members of private rooms only",
             member.user_id,

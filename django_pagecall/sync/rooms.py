@@ -111,13 +111,13 @@ def send(room: Room, members: list[Member], using: str) -> None:
     rooms = Room.objects.using(using)
     try:
         if room.type == RoomType.PRIVATE:  # private rooms invite registered workspace users only
-            ensure_registered(members, using)
+            ensure_registered(members, room.workspace, using)
             renewed = new_lease()  # registering took time: the POST gets a whole lease
             if not rooms.hold(room.pk, room.lease_until, renewed):
                 raise RetryLater(f"room {room.pk}: the claim was lost before sending")
             room.lease_until = renewed
         webhook_url = pagecall_settings.WEBHOOK_URL
-        created = get_client().create_room(
+        created = get_client(room.workspace).create_room(
             name=room.name,
             type=room.type,
             record=room.record,
@@ -197,7 +197,8 @@ def not_stored(room: Room, created: remote.Room, using: str) -> None:
         return
     logger.warning("Room %s was deleted while Pagecall created it as %s", room.pk, created.id)
     forget_room(created.id, created.created_at, using=using)
-    schedule_remote_room_deletion(created.id, using=using)  # with DELETE_REMOTE_ROOMS only
+    # With DELETE_REMOTE_ROOMS only.
+    schedule_remote_room_deletion(created.id, workspace=room.workspace, using=using)
 
 
 def apply_waiting_webhooks(room: Room, using: str) -> None:
@@ -239,8 +240,8 @@ def resolve_unknown_outcome(room: Room, using: str) -> bool:
     room.lease_until = lease
     since = (room.attempt_started_at or now) - timedelta(seconds=outcomes.ADOPT_WINDOW)
     sent_name = room.name_in_flight or room.name
-    client = get_client()
     try:
+        client = get_client(room.workspace)
         candidates = [
             r
             for r in client.list_rooms(name=sent_name)
@@ -356,9 +357,9 @@ def update_room(room_pk: int, using: str = "default") -> None:
     if room is None or not room.pagecall_id or not room.needs_update:
         return
     pagecall_id = room.pagecall_id
-    client = get_client()
 
     def put() -> remote.Room:
+        client = get_client(room.workspace)
         application_id = room.application_id or client.get_room(pagecall_id).application_id
         return client.update_room(
             pagecall_id,
@@ -375,7 +376,7 @@ def refresh_room(room: Room) -> None:
     """Read the room back from Pagecall (``GET /rooms/{id}``) into its mirrored fields."""
     if not room.pagecall_id:
         return
-    fields = mirrored(get_client().get_room(room.pagecall_id))
+    fields = mirrored(get_client(room.workspace).get_room(room.pagecall_id))
     for name, value in fields.items():
         setattr(room, name, value)
     Room.objects.using(room._state.db or "default").filter(pk=room.pk).update(**fields)

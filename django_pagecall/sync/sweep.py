@@ -82,35 +82,38 @@ def aliases(using: str | None = None) -> list[str]:
     return [alias for alias in settings.DATABASES if router.allow_migrate_model(alias, Room)]
 
 
-def pending_work(using: str = "default") -> list[tuple[str, int]]:
-    """Everything that should reach Pagecall and has not: (function name, primary key)."""
+def pending_work(using: str = "default", workspace: str | None = None) -> list[tuple[str, int]]:
+    """Everything that should reach Pagecall and has not: (function name, primary key); of the
+    rooms of one workspace when ``workspace`` is given, else of every room."""
     now = timezone.now()
     stuck = Q(sync_state=SyncState.PENDING) | Q(sync_state=SyncState.CREATING, lease_until__lte=now)
+    of_rooms = Q() if workspace is None else Q(workspace=workspace)
+    of_members = Q() if workspace is None else Q(room__workspace=workspace)
+    rooms = Room.objects.using(using).filter(of_rooms)
+    members = Member.objects.using(using).filter(of_members)
     work: list[tuple[str, int]] = []
-    work += [
-        ("create_room", pk)
-        for pk in Room.objects.using(using).filter(stuck).values_list("pk", flat=True)
-    ]
+    work += [("create_room", pk) for pk in rooms.filter(stuck).values_list("pk", flat=True)]
     work += [
         ("update_room", pk)
-        for pk in Room.objects.using(using)
-        .filter(sync_state=SyncState.SYNCED, needs_update=True)
-        .values_list("pk", flat=True)
+        for pk in rooms.filter(sync_state=SyncState.SYNCED, needs_update=True).values_list(
+            "pk", flat=True
+        )
     ]
     work += [
         ("create_member", pk)
-        for pk in Member.objects.using(using)
-        .filter(stuck, room__pagecall_id__isnull=False)
-        .values_list("pk", flat=True)
+        for pk in members.filter(stuck, room__pagecall_id__isnull=False).values_list(
+            "pk", flat=True
+        )
     ]
     work += [
-        ("run_action", pk) for pk in PendingAction.objects.using(using).values_list("pk", flat=True)
+        ("run_action", pk)
+        for pk in PendingAction.objects.using(using).filter(of_rooms).values_list("pk", flat=True)
     ]
     work += [
         ("update_member", pk)
-        for pk in Member.objects.using(using)
-        .filter(sync_state=SyncState.SYNCED, needs_update=True)
-        .values_list("pk", flat=True)
+        for pk in members.filter(sync_state=SyncState.SYNCED, needs_update=True).values_list(
+            "pk", flat=True
+        )
     ]
     return work
 
@@ -185,20 +188,22 @@ def sweep(
     progress: Callable[[SweepStep], None] | None = None,
     *,
     passes: int = MAX_PASSES,
+    workspace: str | None = None,
 ) -> SweepResult:
     """Run every unit of :func:`pending_work` inline (``pagecall_sync`` and the periodic task).
 
     Nothing is published to the broker meanwhile (which may be what is down): each pass runs
     the units the rows show that this sweep has not run yet, until none is left or ``passes``
     have run. A unit that asked for a retry is not run again in the same sweep; units still
-    found after the last pass are counted as to retry. ``progress`` is called after each unit
+    found after the last pass are counted as to retry. ``workspace``: the rooms of that one
+    only (default: every room). ``progress`` is called after each unit
     with a :class:`SweepStep`, whose ``total`` grows as passes find more.
     """
     result = SweepResult()
     seen: set[tuple[str, int]] = set()
     with inline_sweep():
         for _ in range(passes):
-            work = [unit for unit in pending_work(using) if unit not in seen]
+            work = [unit for unit in pending_work(using, workspace) if unit not in seen]
             if not work:
                 break
             seen.update(work)
@@ -213,7 +218,7 @@ def sweep(
                 if progress is not None:
                     progress(SweepStep(name, pk, outcome, result.total, total))
         else:
-            left = [unit for unit in pending_work(using) if unit not in seen]
+            left = [unit for unit in pending_work(using, workspace) if unit not in seen]
             if left:
                 logger.warning(
                     "Sweep of %r: %s unit(s) still found after %s passes, left to the next sweep",

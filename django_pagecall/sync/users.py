@@ -1,4 +1,5 @@
-"""Pagecall workspace users: a site user's Pagecall id, registration and access tokens."""
+"""Pagecall workspace users: a site user's Pagecall id, registration and access tokens, each in
+the workspace of the room they are for."""
 
 from __future__ import annotations
 
@@ -28,26 +29,29 @@ def user_id_for(site_user: AbstractBaseUser) -> str:
     return str(resolved(site_user))
 
 
-def register_user(user_id: str, name: str = "", *, using: str = "default") -> PagecallUser:
-    """``POST /users`` (an upsert at Pagecall) and keep the access token."""
-    remote = get_client().create_user(user_id=user_id, name=name or None)
+def register_user(
+    user_id: str, name: str = "", *, workspace: str = "default", using: str = "default"
+) -> PagecallUser:
+    """``POST /users`` in ``workspace`` (an upsert at Pagecall) and keep the access token."""
+    remote = get_client(workspace).create_user(user_id=user_id, name=name or None)
     user, _ = PagecallUser.objects.using(using).update_or_create(
+        workspace=workspace,
         user_id=user_id,
         defaults={"name": remote.name or name, "access_token": remote.access_token or ""},
     )
-    logger.info("Registered Pagecall user %s", user_id)
+    logger.info("Registered Pagecall user %s in workspace %r", user_id, workspace)
     return user
 
 
-def ensure_registered(members: list[Member], using: str) -> None:
+def ensure_registered(members: list[Member], workspace: str, using: str) -> None:
     known = set(
         PagecallUser.objects.using(using)
-        .filter(user_id__in=[m.user_id for m in members])
+        .filter(workspace=workspace, user_id__in=[m.user_id for m in members])
         .values_list("user_id", flat=True)
     )
     for member in members:
         if member.user_id not in known:
-            register_user(member.user_id, member.name, using=using)
+            register_user(member.user_id, member.name, workspace=workspace, using=using)
 
 
 def access_token_for(room: Room, user: AbstractBaseUser | Member | str) -> str:
@@ -81,8 +85,11 @@ def access_token_for(room: Room, user: AbstractBaseUser | Member | str) -> str:
             user_id = user_id_for(user)
             name = user.get_full_name() if hasattr(user, "get_full_name") else ""
     known = (
-        PagecallUser.objects.using(using).filter(user_id=user_id).exclude(access_token="").first()
+        PagecallUser.objects.using(using)
+        .filter(workspace=room.workspace, user_id=user_id)
+        .exclude(access_token="")
+        .first()
     )
     if known is None:
-        known = register_user(user_id, name, using=using)
+        known = register_user(user_id, name, workspace=room.workspace, using=using)
     return known.access_token

@@ -24,8 +24,8 @@ register = template.Library()
 FRAME_FEATURES = ("camera", "microphone", "fullscreen", "display-capture")
 
 
-def frame_allow() -> str:
-    parts = urlsplit(pagecall_settings.APP_URL)
+def frame_allow(room: Room) -> str:
+    parts = urlsplit(pagecall_settings.app_url(room.workspace))
     origin = f"{parts.scheme}://{parts.netloc}"
     return "; ".join(f"{feature} {origin}" for feature in FRAME_FEATURES)
 
@@ -48,6 +48,6 @@ def pagecall_room(context: template.Context, room: Room) -> SafeString:
         "room": room,
         "message": message,
         "join_url": reverse("pagecall:join", args=[room.pk]),
-        "allow": frame_allow(),
+        "allow": frame_allow(room),
     }
     return render_to_string("django_pagecall/embed.html", embed, request=request)

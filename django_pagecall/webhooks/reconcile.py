@@ -29,13 +29,12 @@ class ReconcileResult:
     errors: list[str] = field(default_factory=list)
 
 
-def rooms_to_reconcile(using: str = "default") -> QuerySet[Room]:
-    """Rooms on Pagecall that are not known to be terminated."""
-    return (
-        Room.objects.using(using)
-        .filter(pagecall_id__isnull=False, terminated_at__isnull=True)
-        .order_by("pk")
-    )
+def rooms_to_reconcile(using: str = "default", workspace: str | None = None) -> QuerySet[Room]:
+    """Rooms on Pagecall that are not known to be terminated (of one workspace, when given)."""
+    rooms = Room.objects.using(using).filter(pagecall_id__isnull=False, terminated_at__isnull=True)
+    if workspace is not None:
+        rooms = rooms.filter(workspace=workspace)
+    return rooms.order_by("pk")
 
 
 def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
@@ -44,7 +43,7 @@ def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
     Raises :class:`~django_pagecall.exceptions.PagecallError` when Pagecall cannot be asked.
     """
     assert room.pagecall_id is not None
-    listed = get_client().list_room_sessions(room.pagecall_id)
+    listed = get_client(room.workspace).list_room_sessions(room.pagecall_id)
     if not listed:
         return 0, 0
     sessions = Session.objects.using(using)

@@ -89,6 +89,15 @@ PAGECALL = {
     ),
     "APP_URL": os.environ.get("PAGECALL_APP_URL", "https://app.pagecall.com"),
     "USER_ID_FUNCTION": "example.users.pagecall_user_id",
+    # A second Pagecall workspace, for rooms saved with workspace="school" (docs/workspaces.md);
+    # run a second emulator for it: python -m django_pagecall.emulator --port 8791 --api-key
+    # school-api-key
+    # "WORKSPACES": {
+    #     "school": {
+    #         "API_KEY": os.environ.get("PAGECALL_SCHOOL_API_KEY", "school-api-key"),
+    #         "API_URL": os.environ.get("PAGECALL_SCHOOL_API_URL", "http://127.0.0.1:8791/v1"),
+    #     },
+    # },
 }
 
 # -- Celery (read by example/celery.py) --------------------------------------------------------

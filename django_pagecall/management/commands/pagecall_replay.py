@@ -14,6 +14,7 @@ from django.db import DEFAULT_DB_ALIAS
 from ...models import WebhookDelivery
 from ...progress import Progress
 from ...webhooks import processing
+from .pagecall_sync import workspace_option
 
 
 class Command(BaseCommand):
@@ -31,19 +32,28 @@ class Command(BaseCommand):
             "an invalid or too large body.",
         )
         parser.add_argument(
+            "--workspace",
+            default=None,
+            help="Deliveries for the rooms of this Pagecall workspace only (default: every one).",
+        )
+        parser.add_argument(
             "--dry-run", action="store_true", help="List what would be replayed, change nothing."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         using: str = options["database"]
+        workspace = workspace_option(options["workspace"])
         if options["ids"]:
-            deliveries = list(
+            selected = (
                 WebhookDelivery.objects.using(using)
                 .filter(pk__in=options["ids"])
                 .order_by("received_at", "pk")
             )
         else:
-            deliveries = list(processing.replayable(using))
+            selected = processing.replayable(using)
+        if workspace is not None:
+            selected = selected.filter(room__workspace=workspace)
+        deliveries = list(selected)
         if options["dry_run"]:
             for delivery in deliveries:
                 state = (

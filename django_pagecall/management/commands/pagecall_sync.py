@@ -11,6 +11,8 @@ from typing import Any, TextIO, cast
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import sync
+from ...conf import pagecall_settings
+from ...exceptions import WorkspaceNotConfigured
 from ...progress import Progress
 from ...sync.sweep import SweepStep
 from ...sync.sweep import aliases as sweep_aliases
@@ -27,6 +29,11 @@ class Command(BaseCommand):
             help="Database alias to sweep (default: every alias the app's tables are migrated on).",
         )
         parser.add_argument(
+            "--workspace",
+            default=None,
+            help="The rooms of this Pagecall workspace only (default: every workspace).",
+        )
+        parser.add_argument(
             "--dry-run", action="store_true", help="List what would be sent, send nothing."
         )
         parser.add_argument(
@@ -38,21 +45,24 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         aliases = sweep_aliases(options["database"])
+        workspace = workspace_option(options["workspace"])
         total = sync.SweepResult()
         several = len(aliases) > 1  # then each line names its alias
         for alias in aliases:
-            result = self._sweep(alias, options["dry_run"], several)
+            result = self._sweep(alias, options["dry_run"], several, workspace)
             total.add(result)
         if options["sessions"]:
             for alias in aliases:
-                self._reconcile(alias, options["dry_run"], several)
+                self._reconcile(alias, options["dry_run"], several, workspace)
         if total.failed or total.retry:
             raise CommandError(self._unsettled(total), returncode=1)
 
-    def _sweep(self, using: str, dry_run: bool, several: bool) -> sync.SweepResult:
+    def _sweep(
+        self, using: str, dry_run: bool, several: bool, workspace: str | None
+    ) -> sync.SweepResult:
         prefix = f"{using}: " if several else ""
         if dry_run:
-            work = sync.pending_work(using)
+            work = sync.pending_work(using, workspace)
             for name, pk in work:
                 self.stdout.write(f"{prefix}{name} {pk}")
             self.stdout.write(f"{prefix}{len(work)} to send")
@@ -66,7 +76,7 @@ class Command(BaseCommand):
                 bar = Progress(step.total, cast(TextIO, self.stderr._out), label=label)
             bar.advance(total=step.total)
 
-        result = sync.sweep(using, progress=advance)
+        result = sync.sweep(using, progress=advance, workspace=workspace)
         for error in result.errors:
             self.stderr.write(f"{prefix}{error}")
         if not result.total:
@@ -99,9 +109,9 @@ class Command(BaseCommand):
             )
         return " ".join(parts)
 
-    def _reconcile(self, using: str, dry_run: bool, several: bool) -> None:
+    def _reconcile(self, using: str, dry_run: bool, several: bool, workspace: str | None) -> None:
         prefix = f"{using}: " if several else ""
-        rooms = list(reconcile.rooms_to_reconcile(using))
+        rooms = list(reconcile.rooms_to_reconcile(using, workspace))
         if dry_run:
             for room in rooms:
                 self.stdout.write(f"{prefix}reconcile_sessions {room.pk}")
@@ -122,3 +132,13 @@ class Command(BaseCommand):
             )
             + (self.style.WARNING(f", {len(result.errors)} failed") if result.errors else "")
         )
+
+
+def workspace_option(name: str | None) -> str | None:
+    """The value of ``--workspace``: a configured workspace, or ``None`` for every one."""
+    if name is not None:
+        try:
+            pagecall_settings.ensure_workspace(name)
+        except WorkspaceNotConfigured as exc:
+            raise CommandError(str(exc)) from None
+    return name
