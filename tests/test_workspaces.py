@@ -587,3 +587,14 @@ class TestWithWorkers:
         assert set(school.rooms) == set(school_rooms.values_list("pagecall_id", flat=True))
         assert any(r["status"] == 503 for r in school.requests)
         assert authorizations(school) == {f"Bearer {SCHOOL_KEY}"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_workspace_rooms_join_link_opens_its_own_emulators_meeting_page(
+    pagecall_emulator: Emulator, pagecall_workspace: Any
+) -> None:
+    school = pagecall_workspace("school")
+    room = Room.objects.create(name="Class", type="open", workspace="school")
+    room.refresh_from_db()
+    assert room.join_url().startswith(f"{school.app_url}/meet?room_id={room.pagecall_id}")
+    assert school.app_url != pagecall_emulator.app_url

@@ -93,7 +93,11 @@ def _add_workspace(request: pytest.FixtureRequest, name: str, emulator: Emulator
 
     pagecall = dict(getattr(settings, "PAGECALL", None) or {})
     workspaces = dict(pagecall.get("WORKSPACES") or {})
-    workspaces[name] = {"API_KEY": emulator.api_key, "API_URL": emulator.url}
+    workspaces[name] = {
+        "API_KEY": emulator.api_key,
+        "API_URL": emulator.url,
+        "APP_URL": emulator.app_url,
+    }
     pagecall["WORKSPACES"] = workspaces
     try:
         settings_fixture = request.getfixturevalue("settings")
