@@ -100,3 +100,76 @@ def test_the_example_settings_use_the_emulators_default_key(tmp_path: Path) -> N
         check=True,
     )
     assert shown.stdout.strip() == DEFAULT_API_KEY
+
+
+def test_serve_stopped_with_sigterm_stops_its_emulator_and_worker(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import requests
+
+    from tests.conftest import wait_for
+    from tests.redis_server import free_port
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    argv = [sys.executable, str(MANAGE), "pagecall_demo", "--serve", "--port", str(port)]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*argv, "--emulator-port", "0"],
+            cwd=ROOT,
+            env=demo_env(tmp_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+        def site_up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=2).ok
+            except requests.RequestException:
+                return process.poll() is not None
+
+        try:
+            wait_for(site_up, 60)
+            assert process.poll() is None, log.read_text()
+            process.send_signal(signal.SIGTERM)  # `kill`, not Ctrl-C
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = log.read_text()
+    assert "using settings 'example.settings'" in output
+    found = re.findall(r"\(pid (\d+)\)|^\s+pid (\d+),", output, re.MULTILINE)
+    pids = [int(emulator or worker) for emulator, worker in found]
+    assert len(pids) == 2, output  # the emulator's and the worker's
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(lambda: all(gone(pid) for pid in pids), 20)
+
+
+def test_serve_on_a_port_in_use_names_the_port_and_starts_nothing(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, str(MANAGE), "pagecall_demo", "--serve", "--port", str(port)],
+            cwd=ROOT,
+            env=demo_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port}, for the site, is in use" in result.stderr
+    assert "--port" in result.stderr
+    assert "[1/" not in result.stdout  # no step began: no emulator, no worker

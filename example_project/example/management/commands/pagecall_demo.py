@@ -21,6 +21,8 @@ an emulator already running instead and removes nothing.
 from __future__ import annotations
 
 import contextlib
+import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,21 @@ HTTP_TIMEOUT = 10  # seconds, for each call to the emulator's control API or the
 PEOPLE = [("admin", "Admin", True), ("alice", "Alice", False), ("bob", "Bob", False)]
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def ensure_free(port: int, what: str, option: str) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise CommandError(
+                f"port {port}, for {what}, is in use ({exc.strerror}): is an earlier demo still "
+                f"running? Stop it, or pass {option} with another port."
+            ) from exc
+
+
 class Command(BaseCommand):
     help = (
         "Run the whole flow against the bundled emulator, with a real Celery worker: create a "
@@ -91,12 +108,21 @@ class Command(BaseCommand):
         self.timeout = float(options["timeout"])
         self.step_no = 0
         self.steps = STEPS["serve" if options["serve"] else "flow"]
+        if options["serve"]:
+            # Ports are checked before anything starts, so nothing is left running.
+            ensure_free(options["port"] or 8000, "the site", "--port")
+            if options["emulator_port"] is None and not options["api_url"]:
+                ensure_free(8790, "the emulator", "--emulator-port")
         call_command("migrate", interactive=False, verbosity=0)
+        # `kill` stops the demo as Ctrl-C does: the ExitStack then stops the worker and emulator.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             with contextlib.ExitStack() as stack:
                 self.run(stack, options)
         except DemoError as exc:
             raise CommandError(f"step {self.step_no}/{self.steps} failed: {exc}") from exc
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     # -- output -------------------------------------------------------------------------------
 
@@ -142,7 +168,9 @@ class Command(BaseCommand):
             "WEBHOOK_URL": webhook_url,
             "APP_URL": self.emulator_base,  # the emulator's meeting page, embedded by the site
         }
-        stack.enter_context(override_settings(PAGECALL=pagecall))
+        # SETTINGS_MODULE too, which runserver's banner prints.
+        module = settings.SETTINGS_MODULE
+        stack.enter_context(override_settings(PAGECALL=pagecall, SETTINGS_MODULE=module))
         self.detail(f"{site_url}/ (Pagecall's webhooks: {webhook_url})")
 
         self.step("a Celery worker")
