@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,14 @@ def test_the_demo_runs_every_step_and_prints_the_session(tmp_path: Path) -> None
     assert "filesystem:// in" in result.stdout
     worker_log = (tmp_path / "broker" / "logs" / "worker.log").read_text()
     assert "django_pagecall.tasks.create_room" in worker_log
+    # No access token in what the demo printed or in any of its logs.
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        tokens = [t for (t,) in db.execute("SELECT access_token FROM django_pagecall_pagecalluser")]
+    assert tokens and all(tokens)
+    logs = [p.read_text() for p in (tmp_path / "broker" / "logs").glob("*.log")]
+    assert len(logs) >= 2  # the emulator's and the worker's
+    for text in [result.stdout, result.stderr, *logs]:
+        assert not any(token in text for token in tokens)
 
 
 def test_the_demo_fails_clearly_when_pagecall_is_unreachable(tmp_path: Path) -> None:
