@@ -30,7 +30,23 @@ MALFORMED_IDS = {
     "WEBHOOK_URL": "pagecall.E004",
     "WORKSPACES": "pagecall.E008",
 }
+#: How to mend a malformed value of each key (keys not listed get the last one).
+MALFORMED_HINTS = {
+    "API_KEY": "Copy the key from the Pagecall workspace's settings, with nothing around it.",
+    "API_URL": 'Use "https://api.pagecall.com/v1", or the emulator\'s ("http://127.0.0.1:8790/v1").',
+    "WEBHOOK_URL": (
+        'Set it to the absolute URL of the "pagecall:webhook" view, such as '
+        '"https://site.example/pagecall/webhook/".'
+    ),
+    "WORKSPACES": 'Set it to {"name": {"API_KEY": "...", "API_URL": "..."}, ...}.',
+}
+OTHER_HINT = "The Settings page of the docs says what each key takes."
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
+
+
+def malformed(key: str, problem: str) -> Error:
+    hint = MALFORMED_HINTS.get(key, OTHER_HINT)
+    return Error(problem, hint=hint, id=MALFORMED_IDS.get(key, "pagecall.E005"))
 
 
 @register(Tags.compatibility)
@@ -63,7 +79,7 @@ def check_settings(
             continue
         problem = validation_problem(name, value)
         if problem:
-            messages.append(Error(problem, id=MALFORMED_IDS.get(name, "pagecall.E005")))
+            messages.append(malformed(name, problem))
     workspaces = raw.get("WORKSPACES")
     if isinstance(workspaces, Mapping) and validation_problem("WORKSPACES", workspaces) is None:
         for name, entry in workspaces.items():
@@ -118,7 +134,7 @@ def check_workspace(name: str, entry: Mapping[str, Any]) -> list[CheckMessage]:
             continue
         problem = validation_problem(key, value, label=workspace_label(name, key))
         if problem:
-            messages.append(Error(problem, id=MALFORMED_IDS.get(key, "pagecall.E005")))
+            messages.append(malformed(key, problem))
     if entry.get("API_KEY") in (None, ""):
         messages.append(
             Warning(

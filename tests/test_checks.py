@@ -112,3 +112,19 @@ def test_every_key_has_a_doc_and_a_validator() -> None:
     for key in KEYS:
         assert key.doc
         assert key.name in VALIDATORS
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**GOOD, "API_KEY": 7},
+        {**GOOD, "API_URL": "api.pagecall.com"},
+        {**GOOD, "WEBHOOK_URL": "/pagecall/webhook/"},
+        {**GOOD, "READ_TIMEOUT": 0},
+    ],
+)
+def test_every_malformed_value_error_has_a_hint(config: Any) -> None:
+    with override_settings(PAGECALL=config):
+        errors = [m for m in check_settings() if m.id.startswith("pagecall.E")]
+    assert errors
+    assert all(m.hint for m in errors), [m.id for m in errors]

@@ -1,4 +1,4 @@
-"""Findings of a hostile review of a running site, each reproduced first: a request that made a
+"""Findings of reviews of a running site, each reproduced first: a request that made a
 500, a value that forged a log line, a link that changed state. Each test names its finding."""
 
 from __future__ import annotations
@@ -131,3 +131,17 @@ def test_join_as_a_member_is_a_csrf_protected_post(
     response = staff.post(link, {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     assert "access_token=" in response["Location"]
+
+
+def test_a_session_is_titled_with_its_rooms_name(pagecall_emulator: Emulator) -> None:
+    from django_pagecall.models import Session
+
+    room = Room.objects.create(name="Algebra", type="open")
+    session = Session.objects.create(room=room, session_id="s1", user_id="alice", member_id="m")
+    assert str(session) == "alice in Algebra"
+
+
+def test_the_add_room_page_has_no_sessions_table(admin_client: Client) -> None:
+    html = admin_client.get(reverse("admin:django_pagecall_room_add")).content.decode()
+    assert 'id="members-group"' in html
+    assert 'id="sessions-group"' not in html

@@ -264,6 +264,10 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         (_("record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
+    def get_inlines(self, request: HttpRequest, obj: Room | None) -> list[Any]:
+        # A room being added has no sessions: no empty table.
+        return [MemberInline] if obj is None else [MemberInline, SessionInline]
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Room]:
         members = (
             Member.objects.filter(room=OuterRef("pk"))

@@ -110,7 +110,7 @@ class SessionInline(_SessionDisplay, admin.TabularInline):  # type: ignore[type-
     verbose_name_plural = _("latest sessions (newest first)")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Session]:
-        return super().get_queryset(request).select_related("room_member")
+        return super().get_queryset(request).select_related("room", "room_member")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

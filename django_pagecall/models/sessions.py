@@ -68,7 +68,7 @@ class Session(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id or 'anonymous'} in {self.room_id}"
+        return f"{self.user_id or 'anonymous'} in {self.room}"
 
     @property
     def is_online(self) -> bool:
