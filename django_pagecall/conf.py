@@ -7,6 +7,7 @@ checks can use it freely.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -133,6 +134,10 @@ def _is_workspaces(value: object) -> bool:
     )
 
 
+#: What an API key can be: it travels in a header, which takes no space, line break or non-ASCII.
+HEADER_TOKEN: Final = re.compile(r"[\x21-\x7e]+")
+
+
 def _is_http_url(value: object) -> bool:
     if not isinstance(value, str) or not value:
         return False
@@ -150,7 +155,11 @@ def _non_negative_int(value: object) -> bool:
 
 #: Validators for keys whose malformed values are errors (``pagecall.E...``), and the message.
 VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
-    "API_KEY": (lambda v: isinstance(v, str) and v.strip() != "", "a non-empty string"),
+    "API_KEY": (
+        lambda v: isinstance(v, str) and HEADER_TOKEN.fullmatch(v) is not None,
+        "a non-empty string of visible ASCII characters, with no space, line break or quote "
+        "around it",
+    ),
     "API_URL": (_is_http_url, "an absolute http(s) URL"),
     "WEBHOOK_URL": (_is_http_url, "an absolute http(s) URL"),
     "APP_URL": (_is_http_url, "an absolute http(s) URL"),

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ from django.urls import reverse
 
 from django_pagecall.client import get_client
 from django_pagecall.emulator import Emulator
-from django_pagecall.models import Member, Room, WebhookDelivery
+from django_pagecall.models import Member, Room, SyncState, WebhookDelivery
 from django_pagecall.models.rooms import MAX_PK, parse_pk
 from django_pagecall.webhooks.auth import ROOM_HEADER, SECRET_HEADER, room_secret, server_keys
 from tests.test_webhook_support import make_room, post
@@ -145,3 +147,51 @@ def test_the_add_room_page_has_no_sessions_table(admin_client: Client) -> None:
     html = admin_client.get(reverse("admin:django_pagecall_room_add")).content.decode()
     assert 'id="members-group"' in html
     assert 'id="sessions-group"' not in html
+
+
+@pytest.mark.parametrize("bad_key", ["key-with-newline\n", " padded-key", "“smart-quoted”"])
+def test_an_api_key_headers_cannot_carry_is_a_check_error_and_never_leaks(
+    pagecall_emulator: Emulator, settings: Any, bad_key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.core.management import CommandError, call_command
+
+    from django_pagecall.checks import check_settings
+
+    settings.PAGECALL = {**settings.PAGECALL, "API_KEY": bad_key}
+    errors = [m for m in check_settings() if m.id == "pagecall.E002"]
+    assert errors and bad_key.strip("“” \n") not in errors[0].msg
+    pagecall_emulator.clear_requests()
+    with caplog.at_level(logging.DEBUG, logger="django_pagecall"):
+        room = Room.objects.create(name="Keyed", type="public")
+    room.refresh_from_db()
+    # A configuration error: the row waits, pending, with the error; nothing was sent.
+    assert room.sync_state == SyncState.PENDING
+    assert room.sync_attempts == 0
+    assert room.sync_error.startswith('waiting for configuration: PAGECALL["API_KEY"] must be')
+    assert pagecall_emulator.requests == []
+    secret = bad_key.strip("“” \n")
+    assert secret not in room.sync_error
+    assert not any(secret in r.getMessage() for r in caplog.records)
+    # pagecall_sync says it, and sends the room once the key is right.
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError, match="wait for the configuration the errors above name"):
+        call_command("pagecall_sync", stdout=out, stderr=err)
+    assert 'PAGECALL["API_KEY"] must be' in err.getvalue()
+    assert secret not in out.getvalue() + err.getvalue()
+    settings.PAGECALL = {**settings.PAGECALL, "API_KEY": pagecall_emulator.api_key}
+    call_command("pagecall_sync", stdout=io.StringIO(), stderr=io.StringIO())
+    room.refresh_from_db()
+    assert (room.sync_state, room.sync_error) == (SyncState.SYNCED, "")
+
+
+def test_a_missing_api_key_is_recorded_on_the_row(
+    pagecall_emulator: Emulator, settings: Any
+) -> None:
+    settings.PAGECALL = {k: v for k, v in settings.PAGECALL.items() if k != "API_KEY"}
+    room = Room.objects.create(name="No key", type="public")
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.PENDING
+    assert room.sync_error == (
+        'waiting for configuration: PAGECALL["API_KEY"] is not set; django-pagecall needs it '
+        "(Pagecall API key of the workspace (Bearer token).)"
+    )

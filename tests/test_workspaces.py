@@ -161,7 +161,11 @@ def test_each_workspace_is_checked_and_named(settings: Any) -> None:
     )
     school, clinic = 'PAGECALL["WORKSPACES"]["school"]', 'PAGECALL["WORKSPACES"]["clinic"]'
     assert sorted(found) == [
-        ("pagecall.E002", f'{clinic}["API_KEY"] must be a non-empty string.'),
+        (
+            "pagecall.E002",
+            f'{clinic}["API_KEY"] must be a non-empty string of visible ASCII characters, with no '
+            "space, line break or quote around it.",
+        ),
         ("pagecall.E003", f"{clinic}[\"API_URL\"] must be an absolute http(s) URL, not 'nope'."),
         ("pagecall.E005", f"{clinic}[\"APP_URL\"] must be an absolute http(s) URL, not 'nope'."),
         ("pagecall.W003", f'{school}["API_KY"] is not a key of a workspace and is ignored.'),

@@ -12,6 +12,7 @@ from ..client import PagecallClient, get_client
 from ..conf import pagecall_settings
 from ..exceptions import PagecallError, PagecallRefused
 from ..models import Member, RoomType, SyncState
+from . import outcomes
 from .deletion import schedule_member_block
 from .outcomes import (
     RetryLater,
@@ -55,6 +56,7 @@ def create_member(member_pk: int, using: str = "default") -> None:
         members.filter(pk=member.pk).update(sync_state=SyncState.FAILED, lease_until=None)
         logger.error("Member %s: gave up after %s attempts", member.pk, member.sync_attempts)
         return
+    outcomes.wait_for_configuration(members, member.pk, member.room.workspace)
     lease = new_lease()
     was = {"sync_state": member.sync_state, "lease_until": member.lease_until}
     if not members.claim(member.pk, lease, now, was=was):

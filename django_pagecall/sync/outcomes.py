@@ -3,9 +3,12 @@ never left, or unknown; and what of an error is kept on the row."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from .. import client
@@ -15,7 +18,11 @@ from ..exceptions import (
     PagecallError,
     PagecallResponseError,
     PagecallTransientError,
+    WorkspaceNotConfigured,
 )
+from ..models import SyncState
+
+logger = logging.getLogger("django_pagecall.sync")
 
 #: After an unknown outcome, seconds to wait before looking the room up, so that a request
 #: Pagecall is still processing lands first.
@@ -34,6 +41,22 @@ class RetryLater(Exception):
     def __init__(self, message: str, countdown: float | None = None) -> None:
         super().__init__(message)
         self.countdown = countdown
+
+
+def wait_for_configuration(rows: QuerySet[Any], pk: int, workspace: str) -> None:
+    """Raise ``ImproperlyConfigured`` before a claim when a setting the call needs is missing
+    or malformed, with the error kept on the pending row: the row waits for the settings (the
+    sweep sends it once they are right), spending no attempt and sending nothing."""
+    try:
+        client.get_client(workspace)
+        pagecall_settings.WEBHOOK_URL  # noqa: B018  (read to validate it)
+    except WorkspaceNotConfigured:
+        return  # refused when sent: the row fails with the error
+    except ImproperlyConfigured as exc:
+        error = f"waiting for configuration: {exc}"
+        rows.filter(pk=pk, sync_state=SyncState.PENDING).update(sync_error=error)
+        logger.warning("%s %s is %s", rows.model._meta.model_name, pk, error)
+        raise
 
 
 def lease_seconds() -> float:

@@ -62,6 +62,7 @@ def create_room(room_pk: int, using: str = "default") -> None:
         if room.sync_attempts >= pagecall_settings.MAX_ATTEMPTS:
             give_up(room, using, f"gave up after {room.sync_attempts} attempts: {room.sync_error}")
             return
+        outcomes.wait_for_configuration(Room.objects.using(using), room.pk, room.workspace)
         members = claim(room, using)
         if members is None:
             continue  # someone else changed the row first: look again

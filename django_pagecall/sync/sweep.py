@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.db.models import Q
 from django.utils import timezone
@@ -211,7 +212,7 @@ def sweep(
             for name, pk in work:
                 try:
                     outcome = run(name, pk, using)
-                except PagecallError as exc:  # e.g. refresh failures: counted, the sweep goes on
+                except (PagecallError, ImproperlyConfigured) as exc:  # counted; the sweep goes on
                     result.errors.append(f"{name}({pk}): {exc}")
                     outcome = Outcome.RETRY
                 result.count(outcome)

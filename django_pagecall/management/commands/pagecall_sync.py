@@ -102,10 +102,15 @@ class Command(BaseCommand):
                 "sent again with its retry action."
             )
         if result.retry:
+            why = (
+                "some wait for the configuration the errors above name (fix it, then run "
+                "pagecall_sync again), others for Pagecall"
+                if result.errors
+                else "Pagecall did not answer or is still busy with them; the log says why"
+            )
             parts.append(
-                f"{result.retry} to retry: Pagecall did not answer or is still busy with them; "
-                "the log says why. Run pagecall_sync again later (the periodic task "
-                "django_pagecall.tasks.sync also will)."
+                f"{result.retry} to retry: {why}. Run pagecall_sync again later (the periodic "
+                "task django_pagecall.tasks.sync also will)."
             )
         return " ".join(parts)
 
