@@ -195,3 +195,52 @@ def test_a_missing_api_key_is_recorded_on_the_row(
         'waiting for configuration: PAGECALL["API_KEY"] is not set; django-pagecall needs it '
         "(Pagecall API key of the workspace (Bearer token).)"
     )
+
+
+def answered_room(**changes: Any) -> dict[str, Any]:
+    """A Room object as Pagecall answers POST /rooms, with ``changes``."""
+    body = {
+        "id": "a" * 24,
+        "name": "Odd",
+        "type": "public",
+        "record": True,
+        "created_at": "2026-01-01T00:00:00.000Z",
+        "updated_at": "2026-01-01T00:00:00.000Z",
+    }
+    return {"room": {**body, **changes}}
+
+
+@pytest.mark.parametrize(
+    ("changes", "blank"),
+    [
+        ({"thumbnail_url": "https://cdn.example/" + "x" * 1130}, "thumbnail_url"),
+        ({"meeting_time": -5}, "meeting_time"),
+        ({"layout": "L" * 100}, "layout"),
+    ],
+)
+def test_a_value_that_does_not_fit_is_left_blank_and_the_room_synced(
+    pagecall_emulator: Emulator, changes: dict[str, Any], blank: str
+) -> None:
+    pagecall_emulator.inject("POST", "/rooms", status=200, body=answered_room(**changes))
+    room = Room.objects.create(name="Odd", type="public")
+    room.refresh_from_db()
+    assert room.sync_state == SyncState.SYNCED
+    assert room.pagecall_id == "a" * 24
+    assert getattr(room, blank) in ("", None)
+
+
+def test_an_id_too_long_fails_its_room_and_the_sweep_goes_on(pagecall_emulator: Emulator) -> None:
+    from django.core.management import call_command
+
+    pagecall_emulator.inject("POST", "/rooms", status=200, body=answered_room(id="b" * 100))
+    poison = Room.objects.create(name="Odd", type="public")
+    poison.refresh_from_db()
+    assert poison.sync_state == SyncState.FAILED
+    assert "id of 100 characters" in poison.sync_error
+    # Rooms saved after it still reach Pagecall through the sweep.
+    (after,) = Room.objects.bulk_create([Room(name="After")])
+    out = io.StringIO()
+    call_command("pagecall_sync", stdout=out, stderr=io.StringIO())
+    after.refresh_from_db()
+    assert after.sync_state == SyncState.SYNCED
+    assert "1 sent" in out.getvalue()

@@ -10,8 +10,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Case, Q, Value, When
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Case, PositiveIntegerField, Q, Value, When
 from django.utils import timezone
 
 from .. import remote, signals
@@ -147,7 +147,19 @@ def send(room: Room, members: list[Member], using: str) -> None:
 
 def store(room: Room, created: remote.Room, using: str, member_pks: list[int]) -> bool:
     """Record the room's Pagecall id once, mark the members sent with it, then follow up:
-    webhooks that waited for the id, members added and changes made meanwhile."""
+    webhooks that waited for the id, members added and changes made meanwhile.
+
+    An answer the row cannot hold (an id longer than the column) fails the room with the
+    error, so that it never blocks the sweep."""
+    id_length = Room._meta.get_field("pagecall_id").max_length or 0
+    if len(created.id) > id_length:
+        fail(
+            room,
+            using,
+            f"Pagecall answered an id of {len(created.id)} characters, over "
+            f"the {id_length} kept: {created.id[:id_length]!r}...; not stored",
+        )
+        return False
     try:
         with transaction.atomic(using=using):
             stored = Room.objects.using(using).settle(
@@ -180,6 +192,9 @@ def store(room: Room, created: remote.Room, using: str, member_pks: list[int]) -
     except IntegrityError:
         logger.error("Room %s: Pagecall id %s already belongs to another room", room.pk, created.id)
         raise
+    except DatabaseError as exc:  # what Pagecall answered does not fit: failed, not stuck
+        fail(room, using, f"Pagecall's answer could not be stored: {type(exc).__name__}: {exc}")
+        return False
     logger.info("Room %s %r is on Pagecall as %s", room.pk, room.name, created.id)
     apply_waiting_webhooks(room, using)
     follow_up(room, using)
@@ -338,9 +353,33 @@ def retry_room(room: Room) -> None:
     enqueue_on_commit(using, tasks.create_room, room.pk, using)
 
 
+def fitted(name: str, value: Any) -> Any:
+    """``value`` for the Room field ``name``, or blank when it cannot be kept there (too long,
+    or a count out of range): one odd value from Pagecall never makes the row unwritable."""
+    model_field = Room._meta.get_field(name)
+    max_length = getattr(model_field, "max_length", None)
+    too_long = isinstance(value, str) and max_length is not None and len(value) > max_length
+    out_of_range = isinstance(model_field, PositiveIntegerField) and (
+        isinstance(value, int) and not 0 <= value <= MAX_POSITIVE_INT
+    )
+    if not (too_long or out_of_range):
+        return value
+    logger.warning(
+        "Pagecall's %s %s cannot be kept (%s); left blank",
+        name,
+        repr(value)[:80],
+        f"{len(value)} characters, over {max_length}" if too_long else "out of range",
+    )
+    return None if model_field.null else ""
+
+
+#: The largest value a PositiveIntegerField holds on every supported database.
+MAX_POSITIVE_INT = 2**31 - 1
+
+
 def mirrored(found: remote.Room) -> dict[str, Any]:
-    """The local fields of a Room that come from Pagecall's Room object."""
-    return {
+    """The local fields of a Room that come from Pagecall's Room object, each as it fits."""
+    values = {
         "application_id": found.application_id or "",
         "layout": found.layout or "",
         "thumbnail_url": found.thumbnail_url or "",
@@ -350,6 +389,7 @@ def mirrored(found: remote.Room) -> dict[str, Any]:
         "pagecall_created_at": found.created_at,
         "pagecall_updated_at": found.updated_at,
     }
+    return {name: fitted(name, value) for name, value in values.items()}
 
 
 def update_room(room_pk: int, using: str = "default") -> None:

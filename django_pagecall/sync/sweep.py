@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import router
+from django.db import DatabaseError, router
 from django.db.models import Q
 from django.utils import timezone
 
@@ -212,7 +212,8 @@ def sweep(
             for name, pk in work:
                 try:
                     outcome = run(name, pk, using)
-                except (PagecallError, ImproperlyConfigured) as exc:  # counted; the sweep goes on
+                except (PagecallError, ImproperlyConfigured, DatabaseError) as exc:
+                    # Counted and shown; one unit that cannot be done never stops the rest.
                     result.errors.append(f"{name}({pk}): {exc}")
                     outcome = Outcome.RETRY
                 result.count(outcome)
