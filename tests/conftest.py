@@ -178,7 +178,7 @@ def worker_process_factory(
     made: list[WorkerProcess] = []
     url = database_url(connection.settings_dict)
 
-    def make(api_url: str, **extra_env: str) -> WorkerProcess:
+    def make(api_url: str, pool: str = "solo", **extra_env: str) -> WorkerProcess:
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -189,7 +189,7 @@ def worker_process_factory(
             **extra_env,
         }
         worker = WorkerProcess(
-            env, tmp_path / f"worker-{len(made)}.log", celery_app.conf.task_default_queue
+            env, tmp_path / f"worker-{len(made)}.log", celery_app.conf.task_default_queue, pool
         )
         made.append(worker)
         return worker

@@ -6,6 +6,8 @@ worker: a thread where that is enough, a process where the test must SIGKILL it.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -159,3 +161,24 @@ def test_worker_killed_mid_call_then_restarted(
     wait_for(lambda: state_of(room) == SyncState.SYNCED, timeout=60)
     assert list(pagecall_emulator.rooms) == [room.pagecall_id]
     assert len(room_posts(pagecall_emulator)) == 1, second.log()
+
+
+def test_a_killed_pool_process_has_its_task_delivered_again(
+    pagecall_emulator: Emulator,
+    worker_process_factory: Callable[..., WorkerProcess],
+) -> None:
+    # A prefork worker whose pool process dies mid-task (the OOM killer, say): with
+    # task_reject_on_worker_lost the task goes back to the broker and runs again; without it,
+    # it would be acknowledged as failed and the room left to the sweep.
+    worker = worker_process_factory(pagecall_emulator.url, pool="prefork")
+    worker.start()
+    pagecall_emulator.inject("POST", "/rooms", delay=2.0)
+    room = Room.objects.create(name="Pool process killed")
+    wait_for(lambda: state_of(room) == SyncState.CREATING, timeout=30)
+    (child,) = wait_for(worker.pool_processes, timeout=10)
+    os.kill(child, signal.SIGKILL)
+    # No sweep runs here: only the redelivered task can settle the room.
+    wait_for(lambda: state_of(room) == SyncState.SYNCED, timeout=90)
+    assert list(pagecall_emulator.rooms) == [room.pagecall_id]
+    assert len(room_posts(pagecall_emulator)) == 1, worker.log()
+    assert worker.alive
