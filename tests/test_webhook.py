@@ -241,7 +241,9 @@ def _mutate(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("path", "value", "field"),
     [
-        ("action", "sessionPaused", "action"),
+        ("action", "", "action"),
+        ("action", "x" * 65, "action"),
+        ("action", 7, "action"),
         ("action", KeyError, "action"),
         ("payload", KeyError, "payload"),
         ("payload", "not an object", "payload.non_field_errors"),

@@ -21,6 +21,8 @@ from django.utils.translation import gettext_lazy as _
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
+    from ..meetings import Attendance, Meeting
+
 
 #: A room's fields that come from Pagecall (its Room object, and the webhooks' counters).
 MIRRORED_FIELDS = (
@@ -51,6 +53,7 @@ SYNC_FIELDS = frozenset(
         "name_in_flight",
         "is_blocked",
         "terminate_requested",
+        "meeting_started_at",
         *MIRRORED_FIELDS,
     }
 )
@@ -232,6 +235,10 @@ class Room(SyncFields):
     sessions_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
     members_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
     counters_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The start of the meeting going on as meeting_started announced it; null between meetings.
+    meeting_started_at = models.DateTimeField(
+        _("in a meeting since"), null=True, blank=True, editable=False
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -267,6 +274,19 @@ class Room(SyncFields):
             sync.schedule_room_creation(self)
         elif renamed:
             sync.schedule_room_update(self)
+
+    def meetings(self) -> list[Meeting]:
+        """The spans during which at least one of the room's sessions was open, oldest first
+        (docs/meetings.md)."""
+        from ..meetings import meetings_of
+
+        return meetings_of(self)
+
+    def attendance(self) -> list[Attendance]:
+        """One row per Pagecall user id who had a session in the room (docs/meetings.md)."""
+        from ..meetings import attendance_of
+
+        return attendance_of(self)
 
     @property
     def is_terminated(self) -> bool:
