@@ -28,6 +28,7 @@ from .. import sync
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session, SyncState
 from ..models.rooms import MIRRORED_FIELDS
+from .reports import RoomReports
 from .sessions import SessionInline, online_now, with_online
 
 #: Badge colours (background) per sync state; the text is always white, for contrast.
@@ -172,7 +173,7 @@ class MemberInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RoomAdmin(RoomReports, admin.ModelAdmin):  # type: ignore[type-arg]
     inlines = [MemberInline, SessionInline]
     list_display = [
         "name",
@@ -197,8 +198,11 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "room_links",
         "terminated",
         *MIRRORED_FIELDS,
+        "meeting_started_at",
         "created_at",
         "updated_at",
+        "meetings_report",
+        "attendance_report",
     ]
     fieldsets = [
         (None, {"fields": ["name", "type", "record", "max_meeting_seconds"]}),
@@ -215,6 +219,10 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "synced_at",
                 ]
             },
+        ),
+        (
+            _("meetings and attendance"),
+            {"fields": ["meeting_started_at", "meetings_report", "attendance_report"]},
         ),
         (
             _("mirrored from Pagecall (read-only)"),
@@ -383,7 +391,8 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "<path:object_id>/members/<int:member_pk>/<str:page>/",
                 self.admin_site.admin_view(self.member_link_view),
                 name="django_pagecall_room_member_link",
-            )
+            ),
+            *self.report_urls(),
         ]
         return urls + super().get_urls()
 
