@@ -83,6 +83,13 @@ KEYS: Final[tuple[Key, ...]] = (
         "Django's default cache; deliveries with valid credentials are never counted nor refused. "
         "0: no limit.",
     ),
+    Key(
+        "DELIVERY_RETENTION_DAYS",
+        30,
+        "Days a processed webhook delivery is kept; older ones are deleted by the periodic task "
+        "and `manage.py pagecall_prune`. Failed and waiting ones are kept until replayed. "
+        "0: keep them all.",
+    ),
 )
 
 BY_NAME: Final = {k.name: k for k in KEYS}
@@ -137,6 +144,7 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
         "a whole number of bytes >= 1",
     ),
     "WEBHOOK_AUTH_FAILURES_PER_MINUTE": (_non_negative_int, "a whole number >= 0"),
+    "DELIVERY_RETENTION_DAYS": (_non_negative_int, "a whole number of days >= 0"),
 }
 
 

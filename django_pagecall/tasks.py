@@ -83,16 +83,19 @@ def run_action(self: Task[Any, Any], action_pk: int, using: str = "default") -> 
 
 @shared_task(name="django_pagecall.tasks.sync", ignore_result=True)
 def sync(using: str | None = None) -> dict[str, int]:
-    """The periodic sweep: send every room and member that is pending or stuck.
+    """The periodic sweep: send every room and member that is pending or stuck, then delete
+    the processed webhook deliveries older than ``DELIVERY_RETENTION_DAYS``.
 
     Schedule it with Celery beat (one beat only), e.g. every minute. It sweeps every database
     alias the app's tables are migrated on (``using``: that alias only), and returns how many
     units were sent (``done``), refused or given up on (``failed``: the rows keep the error),
-    and left to retry.
+    left to retry, and how many deliveries were deleted (``pruned``).
     """
     from .sync.sweep import aliases
+    from .webhooks.retention import prune_deliveries
 
     total = syncing.SweepResult()
+    pruned = 0
     for alias in aliases(using):
         result = syncing.sweep(alias)
         logger.info(
@@ -103,4 +106,7 @@ def sync(using: str | None = None) -> dict[str, int]:
             result.retry,
         )
         total.add(result)
-    return {"done": total.done, "failed": total.failed, "retry": total.retry}
+        pruned += prune_deliveries(alias)
+    if pruned:
+        logger.info("Pagecall sync: deleted %s old webhook deliveries", pruned)
+    return {"done": total.done, "failed": total.failed, "retry": total.retry, "pruned": pruned}
