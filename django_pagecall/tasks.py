@@ -81,6 +81,14 @@ def run_action(self: Task[Any, Any], action_pk: int, using: str = "default") -> 
     _retrying(self, syncing.run_action, action_pk, using)
 
 
+@shared_task(name="django_pagecall.tasks.refresh_room", **TASK_OPTIONS)
+def refresh_room(self: Task[Any, Any], room_pk: int, using: str = "default") -> None:
+    """Read a room back from Pagecall (``GET /rooms/{id}``): queued when a meeting ends."""
+    from .sync.mirror import refresh
+
+    _retrying(self, refresh, room_pk, using)
+
+
 @shared_task(name="django_pagecall.tasks.sync", ignore_result=True)
 def sync(using: str | None = None) -> dict[str, int]:
     """The periodic sweep: send every room and member that is pending or stuck, then delete

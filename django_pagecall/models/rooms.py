@@ -270,7 +270,8 @@ class Room(SyncFields):
             kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), renamed)
         super().save(*args, **kwargs)
         self._saved()
-        if adding:
+        if adding and not (self.sync_state == SyncState.SYNCED and self.pagecall_id):
+            # A room saved with its Pagecall id already (an import) is on Pagecall.
             sync.schedule_room_creation(self)
         elif renamed:
             sync.schedule_room_update(self)
@@ -389,7 +390,8 @@ class Member(SyncFields):
             kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), changed)
         super().save(*args, **kwargs)
         self._saved()
-        if adding:
+        if adding and not (self.sync_state == SyncState.SYNCED and self.pagecall_id):
+            # A member saved with its Pagecall id already (an import) is on Pagecall.
             sync.schedule_member_creation(self)
         elif changed:
             sync.schedule_member_update(self)

@@ -101,7 +101,16 @@ def record(room: Room, event: WebhookEvent, using: str) -> Session | None:
         send_on_commit(
             signals.meeting_ended, using, room=room, started_at=ended[0], ended_at=ended[1]
         )
+        refresh_on_commit(room, using)
     return session
+
+
+def refresh_on_commit(room: Room, using: str) -> None:
+    """Queue the room's refresh from Pagecall (its meeting time, its end) after the commit."""
+    from .. import tasks
+    from ..sync.scheduling import enqueue_on_commit
+
+    enqueue_on_commit(using, tasks.refresh_room, room.pk, using)
 
 
 def start_meeting(room: Room, session: Session, using: str) -> datetime | None:
