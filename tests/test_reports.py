@@ -172,3 +172,36 @@ def test_reports_of_sessions_made_by_the_emulator(
     assert sorted(r[0] for r in rows[1:]) == ["alice", "bob"]
     usage = read_csv(admin_client.get(USAGE, {"format": "csv"}))
     assert usage[-1][1:] == ["1", usage[-1][2], "2", "2"]
+
+
+def plan_of(run: Any) -> str:
+    """The plans (as JSON text) of the statements ``run()`` makes, with sequential scans
+    priced out: what shows is an index the query can use, or a sequential scan if none can."""
+    with CaptureQueriesContext(connection) as captured:
+        run()
+    plans = []
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            for query in captured.captured_queries:
+                cursor.execute(f"EXPLAIN (FORMAT JSON) {query['sql']}")
+                plans.append(str(cursor.fetchone()[0]))
+        finally:
+            cursor.execute("RESET enable_seqscan")
+    return "\n".join(plans)
+
+
+def test_the_reports_and_pruning_read_through_indexes() -> None:
+    from django_pagecall.meetings import attendance_of, meetings_of, monthly_usage
+    from django_pagecall.webhooks.retention import prune_deliveries
+    from tests.test_webhook_support import requires_postgres
+
+    requires_postgres("query plans")
+    start = timezone.now() - timedelta(days=40)
+    room = room_with(5, start)
+    for plan in (plan_of(lambda: meetings_of(room)), plan_of(lambda: attendance_of(room))):
+        assert "pagecall_session_online_idx" in plan and "Seq Scan" not in plan, plan
+    usage = plan_of(lambda: monthly_usage(start, timezone.now()))
+    assert "pagecall_session_joined_idx" in usage and "Seq Scan" not in usage, usage
+    prune = plan_of(lambda: prune_deliveries(days=30))
+    assert "pagecall_delivery_state_idx" in prune and "Seq Scan" not in prune, prune
