@@ -4,6 +4,7 @@ each: right whatever the order in which the webhooks arrived (docs/meetings.md).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -133,6 +134,28 @@ def month_of(moment: datetime) -> date:
     return date(local.year, local.month, 1)
 
 
+class Months:
+    """The month of the current time zone each moment of ``[since, until)`` falls in, found by
+    bisecting the months' first instants rather than converting every moment."""
+
+    def __init__(self, since: datetime, until: datetime) -> None:
+        self.months = [month_of(since)]
+        self.starts = [since]
+        while True:
+            following = self.months[-1].replace(day=28) + timedelta(days=4)
+            first = following.replace(day=1)
+            start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
+            if start >= until:
+                break
+            self.months.append(first)
+            self.starts.append(start)
+
+    def of(self, moment: datetime) -> date:
+        if moment < self.starts[0]:
+            return month_of(moment)
+        return self.months[bisect_right(self.starts, moment) - 1]
+
+
 def monthly_usage(
     since: datetime, until: datetime, using: str = "default", now: datetime | None = None
 ) -> list[MonthUsage]:
@@ -149,12 +172,13 @@ def monthly_usage(
         .order_by()
         .values_list("room_id", "user_id", "joined_at", "left_at")
     )
+    months = Months(since, until)
     spans_by_room: dict[int, list[Span]] = defaultdict(list)
     sessions: dict[date, int] = defaultdict(int)
     users: dict[date, set[str]] = defaultdict(set)
     for room_id, user_id, joined, left in rows:
         assert joined is not None  # filtered on it
-        month = month_of(joined)
+        month = months.of(joined)
         sessions[month] += 1
         if user_id:
             users[month].add(user_id)
@@ -163,7 +187,7 @@ def monthly_usage(
     seconds: dict[date, int] = defaultdict(int)
     for spans in spans_by_room.values():
         for meeting in merge(spans):
-            month = month_of(meeting.started_at)
+            month = months.of(meeting.started_at)
             meetings[month] += 1
             seconds[month] += meeting.seconds(now)
     return [
