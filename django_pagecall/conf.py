@@ -104,6 +104,13 @@ KEYS: Final[tuple[Key, ...]] = (
         "(default: Pagecall's) and `APP_URL` (default: the top-level one). The top-level "
         "`API_KEY` and `API_URL` are the workspace named `default`. See docs/workspaces.md.",
     ),
+    Key(
+        "DELIVERY_RETENTION_DAYS",
+        30,
+        "Days a processed webhook delivery is kept; older ones are deleted by the periodic task "
+        "and `manage.py pagecall_prune`. Failed and waiting ones are kept until replayed. "
+        "0: keep them all.",
+    ),
 )
 
 BY_NAME: Final = {k.name: k for k in KEYS}
@@ -195,6 +202,7 @@ VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
         f"a dict whose keys are workspace names (strings of at most {WORKSPACE_NAME_LENGTH} "
         f'characters, not "{DEFAULT_WORKSPACE}") and whose values are dicts',
     ),
+    "DELIVERY_RETENTION_DAYS": (_non_negative_int, "a whole number of days >= 0"),
 }
 
 

@@ -81,18 +81,30 @@ def run_action(self: Task[Any, Any], action_pk: int, using: str = "default") -> 
     _retrying(self, syncing.run_action, action_pk, using)
 
 
+@shared_task(name="django_pagecall.tasks.refresh_room", **TASK_OPTIONS)
+def refresh_room(self: Task[Any, Any], room_pk: int, using: str = "default") -> None:
+    """Read a room back from Pagecall (``GET /rooms/{id}``): queued when a meeting ends."""
+    from .sync.mirror import refresh
+
+    _retrying(self, refresh, room_pk, using)
+
+
 @shared_task(name="django_pagecall.tasks.sync", ignore_result=True)
 def sync(using: str | None = None, workspace: str | None = None) -> dict[str, int]:
-    """The periodic sweep: send every room and member that is pending or stuck.
+    """The periodic sweep: send every room and member that is pending or stuck, then delete
+    the processed webhook deliveries older than ``DELIVERY_RETENTION_DAYS``.
 
     Schedule it with Celery beat (one beat only), e.g. every minute. It sweeps every database
     alias the app's tables are migrated on (``using``: that alias only), and returns how many
     units were sent (``done``), refused or given up on (``failed``: the rows keep the error),
-    and left to retry. ``workspace``: the rooms of that workspace only (default: every room).
+    left to retry, and how many deliveries were deleted (``pruned``). ``workspace``: the rooms
+    of that workspace only (default: every room).
     """
     from .sync.sweep import aliases
+    from .webhooks.retention import prune_deliveries
 
     total = syncing.SweepResult()
+    pruned = 0
     for alias in aliases(using):
         result = syncing.sweep(alias, workspace=workspace)
         logger.info(
@@ -103,4 +115,7 @@ def sync(using: str | None = None, workspace: str | None = None) -> dict[str, in
             result.retry,
         )
         total.add(result)
-    return {"done": total.done, "failed": total.failed, "retry": total.retry}
+        pruned += prune_deliveries(alias)
+    if pruned:
+        logger.info("Pagecall sync: deleted %s old webhook deliveries", pruned)
+    return {"done": total.done, "failed": total.failed, "retry": total.retry, "pruned": pruned}

@@ -179,10 +179,10 @@ def test_the_periodic_task_counts_failures_apart(pagecall_emulator: Emulator) ->
     (member,) = Member.objects.bulk_create([Member(room=room, user_id="refused")])
     pending_room("Sent")
     pagecall_emulator.inject("POST", "/rooms/{room_id}/members", status=400, times=1)
-    assert tasks.sync() == {"done": 1, "failed": 1, "retry": 0}
+    assert tasks.sync() == {"done": 1, "failed": 1, "retry": 0, "pruned": 0}
     member.refresh_from_db()
     assert member.sync_state == SyncState.FAILED
-    assert tasks.sync() == {"done": 0, "failed": 0, "retry": 0}
+    assert tasks.sync() == {"done": 0, "failed": 0, "retry": 0, "pruned": 0}
 
 
 # -- 2. follow-ups, run in the same sweep ------------------------------------------------------

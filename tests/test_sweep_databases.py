@@ -57,7 +57,7 @@ def test_the_periodic_task_sweeps_every_alias_the_app_is_migrated_on(
     pagecall_emulator: Emulator, saved_while_the_broker_was_down: tuple[Room, Room]
 ) -> None:
     here, there = saved_while_the_broker_was_down
-    assert tasks.sync() == {"done": 2, "failed": 0, "retry": 0}
+    assert tasks.sync() == {"done": 2, "failed": 0, "retry": 0, "pruned": 0}
     assert (state(here), state(there)) == (SyncState.SYNCED, SyncState.SYNCED)
     assert sorted(r["name"] for r in pagecall_emulator.rooms.values()) == [
         "On default",
@@ -69,7 +69,7 @@ def test_the_periodic_task_given_an_alias_sweeps_that_one_only(
     pagecall_emulator: Emulator, saved_while_the_broker_was_down: tuple[Room, Room]
 ) -> None:
     here, there = saved_while_the_broker_was_down
-    assert tasks.sync(using="other") == {"done": 1, "failed": 0, "retry": 0}
+    assert tasks.sync(using="other") == {"done": 1, "failed": 0, "retry": 0, "pruned": 0}
     assert (state(here), state(there)) == (SyncState.PENDING, SyncState.SYNCED)
 
 

@@ -24,12 +24,14 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from .. import sync
+from .. import sync, tasks
 from ..client import DOT_SEGMENTS
 from ..conf import DEFAULT_WORKSPACE, pagecall_settings
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session, SyncState
 from ..models.rooms import MIRRORED_FIELDS
+from ..sync.scheduling import enqueue
+from .reports import RoomReports
 from .sessions import SessionInline, online_now, with_online
 
 #: Badge colours (background) per sync state; the text is always white, for contrast.
@@ -39,6 +41,11 @@ BADGE_COLOURS = {
     SyncState.SYNCED: "#2e7d32",
     SyncState.FAILED: "#ba2121",
 }
+
+#: Rooms "Refresh from Pagecall" reads in the request; beyond that it queues a task per room.
+REFRESH_INLINE = 20
+#: Primary keys read at a time when queueing.
+REFRESH_PAGE = 500
 
 #: Fields only ``POST /rooms`` carries (see the module docstring), and the workspace it goes to.
 CREATION_ONLY_FIELDS = ("workspace", "type", "record", "max_meeting_seconds")
@@ -213,7 +220,7 @@ class MemberInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Room)
-class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RoomAdmin(RoomReports, admin.ModelAdmin):  # type: ignore[type-arg]
     inlines = [MemberInline, SessionInline]
     list_display = [
         "name",
@@ -238,8 +245,11 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "room_links",
         "terminated",
         *MIRRORED_FIELDS,
+        "meeting_started_at",
         "created_at",
         "updated_at",
+        "meetings_report",
+        "attendance_report",
     ]
     fieldsets = [
         (None, {"fields": ["name", "workspace", "type", "record", "max_meeting_seconds"]}),
@@ -256,6 +266,10 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                     "synced_at",
                 ]
             },
+        ),
+        (
+            _("meetings and attendance"),
+            {"fields": ["meeting_started_at", "meetings_report", "attendance_report"]},
         ),
         (
             _("mirrored from Pagecall (read-only)"),
@@ -391,11 +405,26 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     @admin.action(description=_("Refresh selected rooms from Pagecall"), permissions=["change"])
     def refresh_from_pagecall(self, request: HttpRequest, queryset: QuerySet[Room]) -> None:
-        refreshed, not_yet, errors = 0, 0, []
-        for room in queryset:
-            if not room.pagecall_id:
-                not_yet += 1
-                continue
+        """A few rooms are read inline, with an error per room; more are queued, one task per
+        room, their primary keys read a page at a time, so the request stays short."""
+        queryset = queryset.prefetch_related(None)  # the list's online sessions: not needed
+        on_pagecall = queryset.filter(pagecall_id__isnull=False).order_by()
+        not_yet = queryset.filter(pagecall_id__isnull=True).order_by().count()
+        if on_pagecall[: REFRESH_INLINE + 1].count() > REFRESH_INLINE:
+            queued = 0
+            pks = on_pagecall.order_by("pk").values_list("pk", flat=True)
+            for pk in pks.iterator(chunk_size=REFRESH_PAGE):
+                enqueue(tasks.refresh_room, pk, queryset.db)
+                queued += 1
+            self.message_user(
+                request,
+                gettext("%(queued)s queued for a refresh; %(not_yet)s not on Pagecall yet.")
+                % {"queued": queued, "not_yet": not_yet},
+                messages.SUCCESS,
+            )
+            return
+        refreshed, errors = 0, []
+        for room in on_pagecall.order_by("pk"):
             try:
                 sync.refresh_room(room)
             except PagecallError as exc:
@@ -455,7 +484,8 @@ class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
                 "<path:object_id>/members/<int:member_pk>/<str:page>/",
                 self.admin_site.admin_view(self.member_link_view),
                 name="django_pagecall_room_member_link",
-            )
+            ),
+            *self.report_urls(),
         ]
         return urls + super().get_urls()
 

@@ -15,10 +15,12 @@ from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, 
 from django.db.models.functions import Coalesce
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
+from django.urls import URLPattern
 from django.utils.translation import gettext_lazy as _
 
 from ..models import Room, Session
 from ..models.rooms import parse_pk
+from .reports import UsageReport
 
 #: Sessions shown under a room; the full list is one click away (Session admin, filtered by room).
 INLINE_LIMIT = 50
@@ -96,7 +98,10 @@ _INLINE_COLUMNS: tuple[str, ...] = (
 class RecentSessionsFormSet(BaseInlineFormSet):  # type: ignore[type-arg]
     def get_queryset(self) -> QuerySet[Session]:
         # Sliced: a long-lived room can have thousands of sessions; nothing is edited here.
-        return super().get_queryset()[:INLINE_LIMIT]
+        # Kept: each form reads its row from it, and a new slice would be a query per row.
+        if not hasattr(self, "_recent"):
+            self._recent = super().get_queryset()[:INLINE_LIMIT]
+        return self._recent
 
 
 class SessionInline(_SessionDisplay, admin.TabularInline):  # type: ignore[type-arg]
@@ -209,7 +214,7 @@ class UserFilter(_LatestSessionsFilter):
 
 
 @admin.register(Session)
-class SessionAdmin(_SessionDisplay, admin.ModelAdmin):  # type: ignore[type-arg]
+class SessionAdmin(UsageReport, _SessionDisplay, admin.ModelAdmin):  # type: ignore[type-arg]
     list_display = [
         "session_id",
         "room",
@@ -255,6 +260,9 @@ class SessionAdmin(_SessionDisplay, admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        return self.report_urls() + super().get_urls()
 
 
 __all__ = [

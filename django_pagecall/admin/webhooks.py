@@ -50,7 +50,8 @@ class ToReplayFilter(admin.SimpleListFilter):
 
 
 class ActionFilter(admin.SimpleListFilter):
-    """Pagecall's actions, and "other" for what no valid webhook carries (refused bodies).
+    """Pagecall's actions, the actions the app does not know (stored and announced only), and
+    "other" for everything else, refused bodies included.
 
     A fixed list: Django's own filter for a plain field would read every row for its
     distinct values on every page of the list."""
@@ -58,9 +59,14 @@ class ActionFilter(admin.SimpleListFilter):
     title = _("action")
     parameter_name = "action"
     OTHER = "(other)"
+    UNKNOWN = "(unknown)"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
-        return [*((action, action) for action in ACTIONS), (self.OTHER, _("other or none"))]
+        return [
+            *((action, action) for action in ACTIONS),
+            (self.UNKNOWN, _("actions the app does not know")),
+            (self.OTHER, _("other or none")),
+        ]
 
     def queryset(
         self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]
@@ -68,6 +74,8 @@ class ActionFilter(admin.SimpleListFilter):
         value = self.value()
         if value == self.OTHER:
             return queryset.exclude(action__in=ACTIONS)
+        if value == self.UNKNOWN:
+            return queryset.exclude(action__in=[*ACTIONS, ""])
         return queryset.filter(action=value) if value else queryset
 
 

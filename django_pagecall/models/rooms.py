@@ -22,6 +22,8 @@ from django.utils.translation import gettext_lazy as _
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
+    from ..meetings import Attendance, Meeting
+
 
 #: A room's fields that come from Pagecall (its Room object, and the webhooks' counters).
 MIRRORED_FIELDS = (
@@ -52,6 +54,7 @@ SYNC_FIELDS = frozenset(
         "name_in_flight",
         "is_blocked",
         "terminate_requested",
+        "meeting_started_at",
         *MIRRORED_FIELDS,
     }
 )
@@ -275,6 +278,10 @@ class Room(SyncFields):
     sessions_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
     members_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
     counters_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The start of the meeting going on as meeting_started announced it; null between meetings.
+    meeting_started_at = models.DateTimeField(
+        _("in a meeting since"), null=True, blank=True, editable=False
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -318,7 +325,8 @@ class Room(SyncFields):
             self._refuse_a_move()
         super().save(*args, **kwargs)
         self._saved()
-        if adding:
+        if adding and not (self.sync_state == SyncState.SYNCED and self.pagecall_id):
+            # A room saved with its Pagecall id already (an import) is on Pagecall.
             sync.schedule_room_creation(self)
         elif renamed:
             sync.schedule_room_update(self)
@@ -344,6 +352,19 @@ class Room(SyncFields):
     def _saved(self) -> None:
         super()._saved()
         self._loaded_workspace = self.__dict__.get("workspace")
+
+    def meetings(self) -> list[Meeting]:
+        """The spans during which at least one of the room's sessions was open, oldest first
+        (docs/meetings.md)."""
+        from ..meetings import meetings_of
+
+        return meetings_of(self)
+
+    def attendance(self) -> list[Attendance]:
+        """One row per Pagecall user id who had a session in the room (docs/meetings.md)."""
+        from ..meetings import attendance_of
+
+        return attendance_of(self)
 
     @property
     def is_terminated(self) -> bool:
@@ -458,7 +479,8 @@ class Member(SyncFields):
             kwargs["update_fields"] = _user_fields(self, kwargs.get("update_fields"), changed)
         super().save(*args, **kwargs)
         self._saved()
-        if adding:
+        if adding and not (self.sync_state == SyncState.SYNCED and self.pagecall_id):
+            # A member saved with its Pagecall id already (an import) is on Pagecall.
             sync.schedule_member_creation(self)
         elif changed:
             sync.schedule_member_update(self)

@@ -29,6 +29,8 @@ class DeliveryResult(models.TextChoices):
     APPLIED = "applied", _("applied")
     DUPLICATE = "duplicate", _("duplicate or older: nothing changed")
     ROOM_GONE = "room_gone", _("room no longer exists")
+    # Stored and announced with webhook_received; the app applies nothing for it.
+    UNKNOWN_ACTION = "unknown_action", _("action the app does not know: announced only")
     # Failed for good: refused with 400 / 413. Replaying it cannot help, so pagecall_replay
     # leaves it out unless it is named with --id.
     INVALID = "invalid", _("invalid body")
@@ -45,7 +47,7 @@ class WebhookDelivery(models.Model):
         verbose_name=_("room"),
     )
     # Copied out of the body when it parses, for the admin's filters and search.
-    action = models.CharField(_("action"), max_length=32, blank=True, default="")
+    action = models.CharField(_("action"), max_length=64, blank=True, default="")
     session_id = models.CharField(_("Pagecall session id"), max_length=64, blank=True, default="")
     event_at = models.DateTimeField(_("event timestamp"), null=True, blank=True)
 

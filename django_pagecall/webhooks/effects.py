@@ -1,16 +1,20 @@
-"""The writes one webhook event causes: its session row and its room's counters, right in any
-order of arrival and against duplicates (docs/webhooks.md)."""
+"""The writes one webhook event causes: its session row, its room's counters and meeting, right
+in any order of arrival and against duplicates, and the signals they send (docs/webhooks.md,
+docs/meetings.md)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Count, Max, Q
 from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import signals
-from ..models import Member, Room, Session
-from .serializers import SESSION_JOINED, WebhookEvent
+from ..models import Member, Room, Session, WebhookDelivery
+from .serializers import SESSION_JOINED, Event, WebhookEvent
 
 
 def locked_room(room_pk: int, using: str) -> Room | None:
@@ -80,6 +84,88 @@ def member_of(room: Room, event: WebhookEvent, using: str) -> Member | None:
     by_member_id = [m for m in candidates if m.pagecall_id == event.member_id]
     ranked = by_member_id or candidates
     return ranked[0] if ranked else None
+
+
+def record(room: Room, event: WebhookEvent, using: str) -> Session | None:
+    """:func:`apply_event`, then the room's meeting, and their signals once the transaction
+    commits: ``meeting_started``, the session's signal, ``meeting_ended``, in that order."""
+    session = apply_event(room, event, using)
+    if session is None:
+        return None
+    started = start_meeting(room, session, using)
+    if started is not None:
+        send_on_commit(signals.meeting_started, using, room=room, started_at=started)
+    announce(session, room, event, using)
+    ended = end_meeting(room, event, using)
+    if ended is not None:
+        send_on_commit(
+            signals.meeting_ended, using, room=room, started_at=ended[0], ended_at=ended[1]
+        )
+        refresh_on_commit(room, using)
+    return session
+
+
+def refresh_on_commit(room: Room, using: str) -> None:
+    """Queue the room's refresh from Pagecall (its meeting time, its end) after the commit."""
+    from .. import tasks
+    from ..sync.scheduling import enqueue_on_commit
+
+    enqueue_on_commit(using, tasks.refresh_room, room.pk, using)
+
+
+def start_meeting(room: Room, session: Session, using: str) -> datetime | None:
+    """When ``session`` is open in a room that had no meeting going on: its start, now stored."""
+    if room.meeting_started_at is not None or session.joined_at is None or session.left_at:
+        return None
+    room.meeting_started_at = session.joined_at
+    Room.objects.using(using).filter(pk=room.pk).update(meeting_started_at=session.joined_at)
+    return session.joined_at
+
+
+def end_meeting(room: Room, event: WebhookEvent, using: str) -> tuple[datetime, datetime] | None:
+    """When a ``sessionLeft`` closed the room's last open session: the meeting's start as it
+    was announced and its end, the latest ``left_at`` since; the room then has no meeting."""
+    started = room.meeting_started_at
+    if started is None or event.action == SESSION_JOINED:
+        return None
+    found = (
+        Session.objects.using(using)
+        .filter(room_id=room.pk)
+        .filter(Q(left_at__isnull=True) | Q(left_at__gte=started))
+        .aggregate(
+            open=Count("pk", filter=Q(left_at__isnull=True, joined_at__isnull=False)),
+            last_left=Max("left_at"),
+        )
+    )
+    if found["open"]:
+        return None
+    room.meeting_started_at = None
+    Room.objects.using(using).filter(pk=room.pk).update(meeting_started_at=None)
+    return started, found["last_left"] or event.timestamp
+
+
+def send_on_commit(signal: Signal, using: str, **kwargs: Any) -> None:
+    def send() -> None:  # a def, not functools.partial: robust=True needs a __qualname__
+        signal.send(sender=Room, **kwargs)
+
+    transaction.on_commit(send, using=using, robust=True)
+
+
+def announce_delivery(delivery: WebhookDelivery, room: Room, event: Event, data: Any) -> None:
+    """``webhook_received`` for a delivery processed for the first time, after the commit."""
+    payload = data.get("payload") if isinstance(data, dict) else None
+    using = delivery._state.db or "default"
+
+    def send() -> None:
+        signals.webhook_received.send(
+            sender=WebhookDelivery,
+            delivery=delivery,
+            room=room,
+            action=event.action,
+            payload=payload,
+        )
+
+    transaction.on_commit(send, using=using, robust=True)
 
 
 def signal_of(event: WebhookEvent) -> Signal:

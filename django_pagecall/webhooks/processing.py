@@ -19,8 +19,8 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ..models import DeliveryResult, DeliveryState, Room, WebhookDelivery
-from .effects import announce, apply_event, locked_room
-from .serializers import InvalidBody, WebhookEvent, claimed_room_id, load_json, validate
+from .effects import announce_delivery, locked_room, record
+from .serializers import Event, InvalidBody, OtherEvent, claimed_room_id, load_json, validate
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ STALE_AFTER: Final = timedelta(minutes=1)
 #: Results of deliveries refused for their body (400, 413): they fail whenever they run, so
 #: :func:`replayable` leaves them out.
 UNPROCESSABLE: Final[tuple[str, ...]] = (DeliveryResult.INVALID, DeliveryResult.TOO_LARGE)
+#: Results whose delivery is announced with ``webhook_received`` (once: not a duplicate).
+ANNOUNCED: Final[tuple[str, ...]] = (DeliveryResult.APPLIED, DeliveryResult.UNKNOWN_ACTION)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,7 @@ def db_text(value: str) -> str:
     return UNSTORABLE.sub("\ufffd", value)
 
 
-def parse(raw: bytes) -> tuple[Any, WebhookEvent | None, InvalidBody | None]:
+def parse(raw: bytes) -> tuple[Any, Event | None, InvalidBody | None]:
     """The decoded body (None when it is not JSON), and the event or why there is none."""
     try:
         data = load_json(raw)
@@ -76,13 +78,14 @@ def new_delivery(
     raw: bytes,
     headers: Mapping[str, str],
     remote_addr: str | None,
-    event: WebhookEvent | None,
+    event: Event | None,
 ) -> WebhookDelivery:
+    known = event if event is not None and not isinstance(event, OtherEvent) else None
     return WebhookDelivery(
         room=room,
         action=event.action if event else "",
-        session_id=event.session_id if event else "",
-        event_at=event.timestamp if event else None,
+        session_id=known.session_id if known else "",
+        event_at=known.timestamp if known else None,
         headers=masked_headers(headers),
         body=db_text(raw.decode("utf-8", errors="replace")),
         remote_addr=remote_addr or None,
@@ -173,25 +176,33 @@ def receive(
                 delivery.state = DeliveryState.WAITING
             else:
                 assert event is not None
-                session = apply_event(room, event, using)
                 delivery.state = DeliveryState.PROCESSED
-                delivery.result = DeliveryResult.APPLIED if session else DeliveryResult.DUPLICATE
+                delivery.result = apply(room, event, using)
                 delivery.processed_at = timezone.now()
-                if session is not None:
-                    announce(session, room, event, using)
             delivery.save(using=using)
+            if event is not None and delivery.result in ANNOUNCED:
+                assert room is not None
+                announce_delivery(delivery, room, event, data)
     except Exception as exc:
         stored = store_failure(room_pk, raw, headers, remote_addr, event, exc, using)
         logger.exception(
             "Webhook for room %s (%s %s) failed; stored as failed delivery %s for replay",
             room_pk,
             event.action if event else "invalid",
-            event.session_id if event else "",
+            getattr(event, "session_id", ""),
             stored.pk if stored else None,
         )
         raise
     log_received(delivery, room_pk, invalid)
     return answer(delivery, invalid)
+
+
+def apply(room: Room, event: Event, using: str) -> str:
+    """Apply ``event`` to ``room`` (under its lock) and send its signals on commit; the
+    delivery's result."""
+    if isinstance(event, OtherEvent):
+        return DeliveryResult.UNKNOWN_ACTION
+    return DeliveryResult.APPLIED if record(room, event, using) else DeliveryResult.DUPLICATE
 
 
 def log_received(delivery: WebhookDelivery, room_pk: int, invalid: InvalidBody | None) -> None:
@@ -221,7 +232,7 @@ def store_failure(
     raw: bytes,
     headers: Mapping[str, str],
     remote_addr: str | None,
-    event: WebhookEvent | None,
+    event: Event | None,
     exc: BaseException,
     using: str,
 ) -> WebhookDelivery | None:
@@ -265,7 +276,8 @@ def process_stored(delivery: WebhookDelivery, using: str | None = None) -> str:
         mark(delivery, using, state=DeliveryState.FAILED)
         return delivery.state
     try:
-        event = validate(load_json(delivery.body.encode("utf-8")))
+        data = load_json(delivery.body.encode("utf-8"))
+        event = validate(data)
     except InvalidBody as exc:
         mark(
             delivery,
@@ -290,7 +302,7 @@ def process_stored(delivery: WebhookDelivery, using: str | None = None) -> str:
             elif not room.pagecall_id:
                 if delivery.state != DeliveryState.WAITING:
                     mark(delivery, using, state=DeliveryState.WAITING, result="")
-            elif event.room_id != room.pagecall_id:
+            elif event.room_id is not None and event.room_id != room.pagecall_id:
                 # Typically a room created twice on Pagecall by an ambiguous retry.
                 error = (
                     f"payload.roomId {event.room_id!r} is not room {room.pk}'s "
@@ -299,18 +311,23 @@ def process_stored(delivery: WebhookDelivery, using: str | None = None) -> str:
                 logger.warning("Webhook delivery %s not applied: %s", delivery.pk, error)
                 mark(delivery, using, state=DeliveryState.FAILED, result="", error=error)
             else:
-                session = apply_event(room, event, using)
+                result = apply(room, event, using)
+                # Announced once: an unknown action has no session to tell a duplicate by.
+                announced = result == DeliveryResult.APPLIED or (
+                    result == DeliveryResult.UNKNOWN_ACTION
+                    and delivery.state != DeliveryState.PROCESSED
+                )
                 mark(
                     delivery,
                     using,
                     state=DeliveryState.PROCESSED,
-                    result=DeliveryResult.APPLIED if session else DeliveryResult.DUPLICATE,
+                    result=result,
                     processed_at=timezone.now(),
                     error="",
                     traceback="",
                 )
-                if session is not None:
-                    announce(session, room, event, using)
+                if announced:
+                    announce_delivery(delivery, room, event, data)
     except Exception as exc:
         logger.exception("Webhook delivery %s failed again", delivery.pk)
         mark(delivery, using, state=DeliveryState.FAILED, result="", **error_fields(exc))

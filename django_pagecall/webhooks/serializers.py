@@ -1,9 +1,11 @@
 """What a valid webhook body is: the Create Room page's ``{action, payload}``, checked with
-DRF serializers; an :class:`InvalidBody` names the fields at fault for the 400's body."""
+DRF serializers; an :class:`InvalidBody` names the fields at fault for the 400's body. An
+action the app does not know needs only a string ``action`` and an object ``payload``."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -13,6 +15,9 @@ from rest_framework import ISO_8601, serializers
 SESSION_JOINED: Final = "sessionJoined"
 SESSION_LEFT: Final = "sessionLeft"
 ACTIONS: Final = (SESSION_JOINED, SESSION_LEFT)
+#: The longest ``action`` stored (``WebhookDelivery.action``).
+ACTION_MAX_LENGTH: Final = 64
+SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,17 @@ class WebhookEvent:
     sessions_count: int
     members_count: int
     timestamp: datetime  # aware, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class OtherEvent:
+    """A well-formed webhook whose action the app does not know: stored and announced only."""
+
+    action: str
+    room_id: str | None  # payload.roomId, when it is a string
+
+
+Event = WebhookEvent | OtherEvent
 
 
 class InvalidBody(Exception):
@@ -89,6 +105,28 @@ class WebhookSerializer(serializers.Serializer[dict[str, Any]]):
     payload = PayloadSerializer()
 
 
+class ActionField(StrictCharField):
+    """An action's name as the database can store it: no NUL (CharField), no lone surrogate."""
+
+    default_error_messages = {
+        "invalid": "Must be a string.",
+        "surrogate": "Must be well-formed Unicode.",
+    }
+
+    def to_internal_value(self, data: Any) -> str:
+        value = super().to_internal_value(data)
+        if SURROGATE.search(value):
+            self.fail("surrogate")
+        return value
+
+
+class OtherWebhookSerializer(serializers.Serializer[dict[str, Any]]):
+    """Webhooks Pagecall may add later: any other action, with an object as its payload."""
+
+    action = ActionField(max_length=ACTION_MAX_LENGTH, trim_whitespace=False)
+    payload = serializers.DictField()
+
+
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
     """DRF's nested ``serializer.errors`` as ``{"payload.timestamp": ["..."]}``."""
     if isinstance(errors, dict):
@@ -113,8 +151,12 @@ def load_json(raw: bytes) -> Any:
         raise InvalidBody("invalid_json", f"The body is not JSON: {exc}") from None
 
 
-def validate(data: Any) -> WebhookEvent:
-    """A :class:`WebhookEvent` from decoded JSON, or :class:`InvalidBody` naming the fields."""
+def validate(data: Any) -> Event:
+    """A :class:`WebhookEvent` (or, for another action, an :class:`OtherEvent`) from decoded
+    JSON, or :class:`InvalidBody` naming the fields."""
+    named = data.get("action") if isinstance(data, dict) else None
+    if isinstance(named, str) and named not in ACTIONS:
+        return validate_other(data)
     serializer = WebhookSerializer(data=data)
     if not serializer.is_valid():
         raise InvalidBody(
@@ -136,7 +178,18 @@ def validate(data: Any) -> WebhookEvent:
     )
 
 
-def parse_body(raw: bytes) -> WebhookEvent:
+def validate_other(data: Any) -> OtherEvent:
+    serializer = OtherWebhookSerializer(data=data)
+    if not serializer.is_valid():
+        raise InvalidBody(
+            "invalid",
+            "The body is not a valid Pagecall webhook.",
+            flatten_errors(serializer.errors),
+        )
+    return OtherEvent(action=serializer.validated_data["action"], room_id=claimed_room_id(data))
+
+
+def parse_body(raw: bytes) -> Event:
     return validate(load_json(raw))
 
 

@@ -1,0 +1,74 @@
+"""``manage.py pagecall_import``: bring the rooms that exist on Pagecall but not in the site into
+the models, with their members, already synced: nothing is created on Pagecall, and running it
+again changes nothing. Options and exit status: docs/commands.md.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from typing import Any, TextIO, cast
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS
+from django.utils import timezone
+
+from ...exceptions import PagecallError
+from ...progress import Progress
+from ...sync import mirror
+
+
+def day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def start_of(value: date) -> datetime:
+    return timezone.make_aware(datetime.combine(value, time.min))
+
+
+class Command(BaseCommand):
+    help = "Import the rooms (and their members) that exist on Pagecall but not in the site."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias to use.")
+        parser.add_argument(
+            "--since",
+            type=day,
+            help="Rooms created at Pagecall on or after this date (YYYY-MM-DD).",
+        )
+        parser.add_argument(
+            "--until",
+            type=day,
+            help="Rooms created at Pagecall on or before this date (YYYY-MM-DD).",
+        )
+        parser.add_argument(
+            "--include-terminated", action="store_true", help="Import terminated rooms too."
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="List what would be imported, change nothing."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        using: str = options["database"]
+        since = start_of(options["since"]) if options["since"] else None
+        until = start_of(options["until"] + timedelta(days=1)) if options["until"] else None
+        if since is not None and until is not None and until <= since:
+            raise CommandError("--until is before --since.")
+        try:
+            found = mirror.rooms_to_import(
+                using, since=since, until=until, include_terminated=options["include_terminated"]
+            )
+        except PagecallError as exc:
+            raise CommandError(f"Listing Pagecall's rooms failed: {exc}") from exc
+        if options["dry_run"]:
+            for room in found:
+                self.stdout.write(f"{room.id} {room.name}")
+            self.stdout.write(f"{len(found)} to import")
+            return
+        if not found:
+            self.stdout.write("Nothing to import: every room on Pagecall is in the site.")
+            return
+        progress = Progress(len(found), cast(TextIO, self.stderr._out), label="pagecall_import")
+        result = mirror.import_rooms(found, using, on_room=progress.advance)
+        if result.failed:
+            raise CommandError(str(result))
+        self.stdout.write(self.style.SUCCESS(str(result)))

@@ -1,0 +1,93 @@
+"""``manage.py pagecall_prune``: delete old webhook deliveries, and old sessions when asked.
+
+Processed deliveries older than ``DELIVERY_RETENTION_DAYS`` by default, in short batches; safe
+to run beside the webhook view. Options: docs/commands.md.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, TextIO, cast
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DEFAULT_DB_ALIAS
+
+from ...progress import Progress
+from ...webhooks import retention
+
+
+def days(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+class Command(BaseCommand):
+    help = "Delete old Pagecall webhook deliveries (and old sessions with --sessions)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias to use.")
+        parser.add_argument(
+            "--days",
+            type=days,
+            default=None,
+            help='Delete deliveries older than this many days (default: PAGECALL["DELIVERY_'
+            'RETENTION_DAYS"]; 0 keeps them all).',
+        )
+        parser.add_argument(
+            "--include-failed",
+            action="store_true",
+            help="Delete old failed and waiting deliveries too, which are otherwise kept until "
+            "replayed.",
+        )
+        parser.add_argument(
+            "--sessions",
+            type=days,
+            metavar="DAYS",
+            default=None,
+            help="Also delete sessions that joined and left more than DAYS days ago (sessions "
+            "are kept otherwise).",
+        )
+        parser.add_argument(
+            "--batch-size", type=int, default=retention.BATCH_SIZE, help="Rows per DELETE."
+        )
+        parser.add_argument(
+            "--dry-run", action="store_true", help="Count what would be deleted, delete nothing."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        using: str = options["database"]
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1.")
+        keep_days = retention.retention_days() if options["days"] is None else options["days"]
+        targets: list[tuple[str, Any]] = []
+        if keep_days > 0:
+            deliveries = retention.prunable_deliveries(
+                using, timedelta(days=keep_days), include_failed=options["include_failed"]
+            )
+            targets.append(("webhook deliveries", deliveries))
+        if options["sessions"]:
+            sessions = retention.prunable_sessions(using, timedelta(days=options["sessions"]))
+            targets.append(("sessions", sessions))
+        if not targets:
+            self.stdout.write("Nothing to prune: deliveries are kept (0 days) and sessions too.")
+            return
+        for what, queryset in targets:
+            count = queryset.count()
+            if options["dry_run"]:
+                self.stdout.write(f"{count} {what} to delete")
+                continue
+            if not count:
+                self.stdout.write(f"No {what} to delete.")
+                continue
+            progress = Progress(count, cast(TextIO, self.stderr._out), label="pagecall_prune")
+
+            def advance(deleted: int, progress: Progress = progress) -> None:
+                # Rows that became old meanwhile make the total grow.
+                progress.advance(deleted, total=max(progress.total, progress.count + deleted))
+
+            deleted = retention.delete_in_batches(
+                queryset, batch_size=options["batch_size"], on_batch=advance
+            )
+            self.stdout.write(self.style.SUCCESS(f"{deleted} {what} deleted."))
