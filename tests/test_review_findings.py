@@ -244,3 +244,43 @@ def test_an_id_too_long_fails_its_room_and_the_sweep_goes_on(pagecall_emulator: 
     after.refresh_from_db()
     assert after.sync_state == SyncState.SYNCED
     assert "1 sent" in out.getvalue()
+
+
+def kill_own_connection() -> None:
+    """End this thread's database connection from another one, as a server restart would."""
+    from django.db import connection, connections
+
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_backend_pid()")
+            kill = "SELECT pg_terminate_backend(%s)"
+        else:
+            cursor.execute("SELECT CONNECTION_ID()")
+            kill = "KILL %s"
+        (backend,) = cursor.fetchone()
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute(kill, [backend])
+    finally:
+        other.close()
+
+
+def test_a_webhook_survives_a_dropped_database_connection(pagecall_emulator: Emulator) -> None:
+    from django.db import connection
+
+    from django_pagecall.models import Session
+    from django_pagecall.webhooks import processing
+    from tests.conftest import requires_server_database
+
+    requires_server_database()
+    room = make_room(pagecall_emulator)
+    joined = room.join("alice")
+    kill_own_connection()
+    outcome = processing.receive(
+        room.room.pk, json.dumps(joined).encode(), room.headers, "127.0.0.1", "default"
+    )
+    assert outcome.status == 200, outcome.body
+    assert Session.objects.filter(room=room.room).count() == 1
+    assert connection.is_usable()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
@@ -138,61 +138,101 @@ def receive(
 ) -> Outcome:
     """Store one authenticated webhook for the local room ``room_pk`` and apply it.
 
-    The delivery, its session and its room's counters are written in one transaction. If that
-    fails, nothing of it stays: the delivery is stored as failed, with the error and its
-    traceback, on its own, and the error is logged and raised again.
+    The delivery, its session and its room's counters are written in one transaction. If the
+    database connection was lost (or the transaction deadlocked), that runs once more on a new
+    connection. If it fails, nothing of it
+    stays: the delivery is stored as failed, with the error and its traceback, on its own, and
+    the error is logged and raised again.
     """
     data, event, invalid = parse(raw)
-    try:
-        with transaction.atomic(using=using):
-            room = locked_room(room_pk, using)
-            claimed = claimed_room_id(data)
-            if room is not None and room.pagecall_id and claimed not in (None, room.pagecall_id):
-                # The secret is this room's, the payload another's: refused, and not stored.
+    for attempt in (1, 2):
+        try:
+            return store_and_apply(room_pk, raw, data, event, invalid, headers, remote_addr, using)
+        except Exception as exc:
+            if attempt == 1 and reconnected(using, exc):
+                # Nothing was written (the transaction never committed): safe to run again.
                 logger.warning(
-                    "Webhook refused: room %s (%s) received an event for Pagecall room %r",
-                    room.pk,
-                    room.pagecall_id,
-                    (claimed or "")[:64],
+                    "Webhook for room %s: %s from the database (a lost connection, or a "
+                    "deadlock); trying once more on a new connection",
+                    room_pk,
+                    type(exc).__name__,
                 )
-                return Outcome(
-                    403,
-                    {
-                        "error": "room_mismatch",
-                        "detail": "payload.roomId is not the room these credentials are for.",
-                    },
-                )
-            delivery = new_delivery(room, raw, headers, remote_addr, event)
-            if invalid is not None:
-                delivery.state, delivery.result = DeliveryState.FAILED, DeliveryResult.INVALID
-                delivery.error = db_text(str(invalid))
-            elif room is None:  # deleted here; Pagecall goes on calling while its room exists
-                delivery.state, delivery.result = DeliveryState.PROCESSED, DeliveryResult.ROOM_GONE
-                delivery.processed_at = timezone.now()
-                delivery.error = f"room {room_pk} no longer exists"
-            elif not room.pagecall_id:
-                # Kept until Pagecall's answer to POST /rooms is stored: the room's lock makes
-                # the storing wait for this transaction, then apply it (apply_waiting).
-                delivery.state = DeliveryState.WAITING
-            else:
-                assert event is not None
-                delivery.state = DeliveryState.PROCESSED
-                delivery.result = apply(room, event, using)
-                delivery.processed_at = timezone.now()
-            delivery.save(using=using)
-            if event is not None and delivery.result in ANNOUNCED:
-                assert room is not None
-                announce_delivery(delivery, room, event, data)
-    except Exception as exc:
-        stored = store_failure(room_pk, raw, headers, remote_addr, event, exc, using)
-        logger.exception(
-            "Webhook for room %s (%s %s) failed; stored as failed delivery %s for replay",
-            room_pk,
-            event.action if event else "invalid",
-            getattr(event, "session_id", ""),
-            stored.pk if stored else None,
-        )
-        raise
+                continue
+            stored = store_failure(room_pk, raw, headers, remote_addr, event, exc, using)
+            logger.exception(
+                "Webhook for room %s (%s %r) failed; stored as failed delivery %s for replay",
+                room_pk,
+                event.action if event else "invalid",
+                getattr(event, "session_id", ""),
+                stored.pk if stored else None,
+            )
+            raise
+    raise AssertionError("unreachable")
+
+
+def reconnected(using: str, exc: BaseException) -> bool:
+    """After a failure outside a caller's transaction, whether it was the connection's (an
+    ``OperationalError`` or ``InterfaceError``: lost, or a deadlock): then the connection is
+    closed, and the next query opens a new one."""
+    connection = connections[using]
+    if connection.in_atomic_block:
+        return False  # the caller's transaction is not this function's to replace
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    connection.close()
+    return True
+
+
+def store_and_apply(
+    room_pk: int,
+    raw: bytes,
+    data: Any,
+    event: Event | None,
+    invalid: InvalidBody | None,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    using: str,
+) -> Outcome:
+    """One transaction: the delivery, its session and its room's counters."""
+    with transaction.atomic(using=using):
+        room = locked_room(room_pk, using)
+        claimed = claimed_room_id(data)
+        if room is not None and room.pagecall_id and claimed not in (None, room.pagecall_id):
+            # The secret is this room's, the payload another's: refused, and not stored.
+            logger.warning(
+                "Webhook refused: room %s (%s) received an event for Pagecall room %r",
+                room.pk,
+                room.pagecall_id,
+                (claimed or "")[:64],
+            )
+            return Outcome(
+                403,
+                {
+                    "error": "room_mismatch",
+                    "detail": "payload.roomId is not the room these credentials are for.",
+                },
+            )
+        delivery = new_delivery(room, raw, headers, remote_addr, event)
+        if invalid is not None:
+            delivery.state, delivery.result = DeliveryState.FAILED, DeliveryResult.INVALID
+            delivery.error = db_text(str(invalid))
+        elif room is None:  # deleted here; Pagecall goes on calling while its room exists
+            delivery.state, delivery.result = DeliveryState.PROCESSED, DeliveryResult.ROOM_GONE
+            delivery.processed_at = timezone.now()
+            delivery.error = f"room {room_pk} no longer exists"
+        elif not room.pagecall_id:
+            # Kept until Pagecall's answer to POST /rooms is stored: the room's lock makes
+            # the storing wait for this transaction, then apply it (apply_waiting).
+            delivery.state = DeliveryState.WAITING
+        else:
+            assert event is not None
+            delivery.state = DeliveryState.PROCESSED
+            delivery.result = apply(room, event, using)
+            delivery.processed_at = timezone.now()
+        delivery.save(using=using)
+        if event is not None and delivery.result in ANNOUNCED:
+            assert room is not None
+            announce_delivery(delivery, room, event, data)
     log_received(delivery, room_pk, invalid)
     return answer(delivery, invalid)
 
