@@ -284,3 +284,22 @@ def test_a_webhook_survives_a_dropped_database_connection(pagecall_emulator: Emu
     assert outcome.status == 200, outcome.body
     assert Session.objects.filter(room=room.room).count() == 1
     assert connection.is_usable()
+
+
+def test_a_line_break_in_a_body_forges_no_log_line(
+    pagecall_emulator: Emulator, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    room = make_room(pagecall_emulator)
+    joined = room.join("alice")
+    forged = "x\n2026-01-01 00:00:00 CRITICAL forged line"
+    bodies = [
+        {**joined, "payload": {**joined["payload"], "sessionId": forged}},  # invalid: too odd
+        {"action": forged, "payload": joined["payload"]},  # an action the app does not know
+        {**joined, "payload": {**joined["payload"], "timestamp": forged}},  # invalid timestamp
+    ]
+    with caplog.at_level(logging.DEBUG, logger="django_pagecall"):
+        for body in bodies:
+            post(client, body, room.headers)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("forged line" in m for m in messages)  # the values were logged...
+    assert not any("\n" in m for m in messages)  # ...without breaking the line

@@ -160,7 +160,7 @@ def receive(
                 continue
             stored = store_failure(room_pk, raw, headers, remote_addr, event, exc, using)
             logger.exception(
-                "Webhook for room %s (%s %r) failed; stored as failed delivery %s for replay",
+                "Webhook for room %s (%r %r) failed; stored as failed delivery %s for replay",
                 room_pk,
                 event.action if event else "invalid",
                 getattr(event, "session_id", ""),
@@ -247,19 +247,20 @@ def apply(room: Room, event: Event, using: str) -> str:
 
 def log_received(delivery: WebhookDelivery, room_pk: int, invalid: InvalidBody | None) -> None:
     if invalid is not None:
-        logger.warning("Webhook %s for room %s is invalid: %s", delivery.pk, room_pk, invalid)
+        # Values from the body are logged with repr: a line break in them forges no log line.
+        logger.warning("Webhook %s for room %s is invalid: %r", delivery.pk, room_pk, str(invalid))
     elif delivery.result == DeliveryResult.ROOM_GONE:
         logger.info("Webhook %s: room %s no longer exists; ignored", delivery.pk, room_pk)
     elif delivery.state == DeliveryState.WAITING:
         logger.info(
-            "Webhook %s for room %s kept until its Pagecall id is stored (%s)",
+            "Webhook %s for room %s kept until its Pagecall id is stored (%r)",
             delivery.pk,
             room_pk,
             delivery.action,
         )
     else:
         logger.debug(
-            "Webhook %s: %s %s %s",
+            "Webhook %s: %r %r %s",
             delivery.pk,
             delivery.action,
             delivery.session_id,
@@ -312,7 +313,7 @@ def process_stored(delivery: WebhookDelivery, using: str | None = None) -> str:
     using = using or delivery._state.db or "default"
     if delivery.result == DeliveryResult.TOO_LARGE:
         # Its body was never read: there is nothing to process, and the error says why.
-        logger.warning("Webhook delivery %s cannot be replayed: %s", delivery.pk, delivery.error)
+        logger.warning("Webhook delivery %s cannot be replayed: %r", delivery.pk, delivery.error)
         mark(delivery, using, state=DeliveryState.FAILED)
         return delivery.state
     try:
