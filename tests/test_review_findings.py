@@ -303,3 +303,25 @@ def test_a_line_break_in_a_body_forges_no_log_line(
     messages = [r.getMessage() for r in caplog.records]
     assert any("forged line" in m for m in messages)  # the values were logged...
     assert not any("\n" in m for m in messages)  # ...without breaking the line
+
+
+def test_a_session_id_taken_in_another_room_is_kept_and_flagged_not_dropped(
+    pagecall_emulator: Emulator, client: Client
+) -> None:
+    from django_pagecall.models import DeliveryState, Session
+
+    room_a = make_room(pagecall_emulator, name="A")
+    room_b = make_room(pagecall_emulator, name="B")
+    real = room_b.join("bob")  # what Pagecall will send room B
+    session_id = real["payload"]["sessionId"]
+    # With room A's secret, someone records that session id in room A first.
+    squatted = {**real, "payload": {**real["payload"], "roomId": room_a.pagecall_id}}
+    assert post(client, squatted, room_a.headers).status_code == 200
+    # Room B's real event is not taken for a duplicate: its delivery is kept, failed, flagged.
+    answer = post(client, real, room_b.headers)
+    assert answer.status_code == 200
+    assert answer.json()["status"] == DeliveryState.FAILED
+    delivery = WebhookDelivery.objects.get(pk=answer.json()["delivery"])
+    assert delivery.state == DeliveryState.FAILED
+    assert f"session {session_id!r} is recorded in room {room_a.room.pk}" in delivery.error
+    assert Session.objects.get(session_id=session_id).room_id == room_a.room.pk

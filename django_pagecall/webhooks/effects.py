@@ -17,6 +17,11 @@ from ..models import Member, Room, Session, WebhookDelivery
 from .serializers import SESSION_JOINED, Event, WebhookEvent
 
 
+class SessionOfAnotherRoom(Exception):
+    """The event names a session id already recorded for another room: kept and flagged, never
+    taken for a duplicate (session ids are unique across rooms)."""
+
+
 def locked_room(room_pk: int, using: str) -> Room | None:
     """The room, its row locked until the transaction ends: the events of one room are applied
     one at a time, and a room being stored waits for (or is seen by) a webhook in flight."""
@@ -29,7 +34,8 @@ def apply_event(room: Room, event: WebhookEvent, using: str) -> Session | None:
 
     Call it in a transaction that holds the room from :func:`locked_room`. Each action owns one
     column, written only when it is empty or older than the event; the counters are snapshots,
-    kept from the newest event that changed a session. A session never moves between rooms.
+    kept from the newest event that changed a session. A session never moves between rooms:
+    an event for a session of another room raises :class:`SessionOfAnotherRoom` before any write.
     """
     column = "joined_at" if event.action == SESSION_JOINED else "left_at"
     sessions = Session.objects.using(using)
@@ -45,8 +51,13 @@ def apply_event(room: Room, event: WebhookEvent, using: str) -> Session | None:
             **{column: event.timestamp},
         )
     else:
+        if session.room_id != room.pk:
+            raise SessionOfAnotherRoom(
+                f"session {event.session_id!r} is recorded in room {session.room_id}, not room "
+                f"{room.pk}: not applied"
+            )
         stored = getattr(session, column)
-        if session.room_id != room.pk or (stored is not None and stored >= event.timestamp):
+        if stored is not None and stored >= event.timestamp:
             return None
         changes: dict[str, object] = {column: event.timestamp, "updated_at": timezone.now()}
         if not session.member_id:

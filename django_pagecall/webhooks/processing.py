@@ -19,7 +19,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from ..models import DeliveryResult, DeliveryState, Room, WebhookDelivery
-from .effects import announce_delivery, locked_room, record
+from .effects import SessionOfAnotherRoom, announce_delivery, locked_room, record
 from .serializers import Event, InvalidBody, OtherEvent, claimed_room_id, load_json, validate
 
 logger = logging.getLogger(__name__)
@@ -226,9 +226,14 @@ def store_and_apply(
             delivery.state = DeliveryState.WAITING
         else:
             assert event is not None
-            delivery.state = DeliveryState.PROCESSED
-            delivery.result = apply(room, event, using)
-            delivery.processed_at = timezone.now()
+            try:
+                delivery.result = apply(room, event, using)
+            except SessionOfAnotherRoom as clash:  # nothing was written: kept, failed, flagged
+                delivery.state, delivery.error = DeliveryState.FAILED, str(clash)
+                logger.warning("Webhook for room %s: %s", room_pk, clash)
+            else:
+                delivery.state = DeliveryState.PROCESSED
+                delivery.processed_at = timezone.now()
         delivery.save(using=using)
         if event is not None and delivery.result in ANNOUNCED:
             assert room is not None
