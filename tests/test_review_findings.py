@@ -325,3 +325,19 @@ def test_a_session_id_taken_in_another_room_is_kept_and_flagged_not_dropped(
     assert delivery.state == DeliveryState.FAILED
     assert f"session {session_id!r} is recorded in room {room_a.room.pk}" in delivery.error
     assert Session.objects.get(session_id=session_id).room_id == room_a.room.pk
+
+
+def test_a_far_future_timestamp_is_refused_and_the_counters_go_on(
+    pagecall_emulator: Emulator, client: Client
+) -> None:
+    room = make_room(pagecall_emulator)
+    joined = room.join("alice")
+    future = {**joined, "payload": {**joined["payload"], "timestamp": "9999-12-31T23:59:59Z"}}
+    refused = post(client, future, room.headers)
+    assert refused.status_code == 400
+    assert "payload.timestamp" in refused.json()["fields"]
+    assert WebhookDelivery.objects.get(pk=refused.json()["delivery"]).body  # kept, as received
+    # The real event still moves the counters.
+    assert post(client, joined, room.headers).status_code == 200
+    room.room.refresh_from_db()
+    assert room.room.sessions_count == joined["payload"]["sessionsCount"]

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from django.utils import timezone
 from rest_framework import ISO_8601, serializers
 
 SESSION_JOINED: Final = "sessionJoined"
@@ -87,6 +88,10 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+#: How far ahead of the site's clock an event's timestamp may be (clocks are not in step).
+MAX_CLOCK_AHEAD = timedelta(hours=1)
+
+
 class PayloadSerializer(serializers.Serializer[dict[str, Any]]):
     roomId = StrictCharField(max_length=64, trim_whitespace=False)
     userId = StrictCharField(
@@ -98,6 +103,14 @@ class PayloadSerializer(serializers.Serializer[dict[str, Any]]):
     membersCount = StrictIntegerField(min_value=0, max_value=2**31 - 1)
     # A time without a zone is read as UTC, which is what Pagecall writes ("...Z").
     timestamp = serializers.DateTimeField(input_formats=[ISO_8601], default_timezone=UTC)
+
+    def validate_timestamp(self, value: datetime) -> datetime:
+        # The newest timestamp wins the room's counters: one from the far future would freeze them.
+        if value > timezone.now() + MAX_CLOCK_AHEAD:
+            raise serializers.ValidationError(
+                f"Is more than {MAX_CLOCK_AHEAD} ahead of this site's clock."
+            )
+        return value
 
 
 class WebhookSerializer(serializers.Serializer[dict[str, Any]]):
