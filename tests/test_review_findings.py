@@ -341,3 +341,48 @@ def test_a_far_future_timestamp_is_refused_and_the_counters_go_on(
     assert post(client, joined, room.headers).status_code == 200
     room.room.refresh_from_db()
     assert room.room.sessions_count == joined["payload"]["sessionsCount"]
+
+
+def settle(room_pk: int) -> None:
+    """Run a room's creation as its task would, retries and their countdowns included."""
+    import time
+
+    from django_pagecall.sync import RetryLater, create_room
+
+    for _ in range(20):
+        try:
+            create_room(room_pk)
+        except RetryLater as exc:
+            time.sleep(max(exc.countdown or 0.1, 0.1))
+        else:
+            return
+    pytest.fail(f"room {room_pk} did not settle")
+
+
+def test_a_deleted_rooms_pagecall_room_is_never_adopted_after_an_unknown_outcome(
+    pagecall_emulator: Emulator,
+) -> None:
+    from django_pagecall.sync import RetryLater, create_room
+
+    # 1. A private room is created at Pagecall, and the connection drops: the outcome is
+    #    unknown, so the row stays `creating`.
+    (deleted,) = Room.objects.bulk_create([Room(name="Tutoring", type="private")])
+    Member.objects.bulk_create([Member(room=deleted, user_id="mallory")])
+    pagecall_emulator.inject("POST", "/rooms", drop="after")
+    with pytest.raises(RetryLater):
+        create_room(deleted.pk)
+    (orphan,) = pagecall_emulator.rooms  # Pagecall did create it
+    # 2. Staff delete the row: its Pagecall id was never stored.
+    Room.objects.filter(pk=deleted.pk).delete()
+    # 3. A namesake gets a 502, which leaves its own outcome unknown too.
+    (namesake,) = Room.objects.bulk_create([Room(name="Tutoring", type="private")])
+    Member.objects.bulk_create([Member(room=namesake, user_id="alice")])
+    pagecall_emulator.inject("POST", "/rooms", status=502)
+    settle(namesake.pk)
+    # 4. Its lookup does not adopt the deleted row's room: it creates its own.
+    namesake.refresh_from_db()
+    assert namesake.sync_state == SyncState.SYNCED
+    assert namesake.pagecall_id != orphan
+    headers = pagecall_emulator.webhook_config(namesake.pagecall_id)["headers"]
+    assert headers[ROOM_HEADER] == str(namesake.pk)
+    assert [m["user_id"] for m in pagecall_emulator.members(namesake.pagecall_id)] == ["alice"]

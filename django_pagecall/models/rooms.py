@@ -527,19 +527,35 @@ class DeletedRoom(models.Model):
 
     After an unknown outcome a room is looked up by the name it was sent with among the rooms
     Pagecall created lately, and one that is another row's is never adopted: nor is one whose
-    row was deleted (a room deleted and made again under its name at once). Kept while an
-    attempt could still find it, then dropped (:func:`django_pagecall.sync.forget_room`).
+    row was deleted (a room deleted and made again under its name at once), even while the
+    deleted row's own attempt had an unknown outcome. Kept while an attempt could still find
+    it, then dropped (:func:`django_pagecall.sync.forget_room`).
     """
 
-    pagecall_id = models.CharField(_("Pagecall id"), max_length=64, unique=True)
-    pagecall_created_at = models.DateTimeField(_("created at Pagecall"))
+    pagecall_id = models.CharField(  # noqa: DJ001  (NULL: unknown, so not unique)
+        _("Pagecall id"), max_length=64, unique=True, null=True
+    )
+    pagecall_created_at = models.DateTimeField(_("created at Pagecall"), null=True)
+    # A row deleted while it was being created, its Pagecall id unknown: the name it was sent
+    # with stays taken until its request has surely landed, and what Pagecall created under
+    # that name before then is never adopted by a namesake.
+    workspace = models.CharField(_("workspace"), max_length=64, blank=True, default="")
+    name_in_flight = models.CharField(  # noqa: DJ001  (NULL: a room whose id is known)
+        _("name in flight"), max_length=255, null=True
+    )
+    in_flight_until = models.DateTimeField(_("in flight until"), null=True)
     deleted_at = models.DateTimeField(_("deleted"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("deleted room")
+        indexes = [
+            models.Index(
+                fields=["name_in_flight", "in_flight_until"], name="pagecall_deleted_flight_idx"
+            )
+        ]
 
     def __str__(self) -> str:
-        return self.pagecall_id
+        return self.pagecall_id or f"{self.name_in_flight!r} (in flight)"
 
 
 @receiver(pre_delete, sender=Room, dispatch_uid="django_pagecall.room_deleted")

@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import F, Min
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 from ..client import get_client
@@ -31,12 +31,37 @@ def room_deleted(room_pk: int, *, using: str) -> None:
         Room.objects.using(using)
         .select_for_update()
         .filter(pk=room_pk)
-        .values("pagecall_id", "pagecall_created_at", "workspace")
+        .values(
+            "pagecall_id",
+            "pagecall_created_at",
+            "workspace",
+            "sync_state",
+            "name_in_flight",
+            "lease_until",
+        )
         .first()
     )
     if row is not None and row["pagecall_id"]:
         forget_room(row["pagecall_id"], row["pagecall_created_at"], using=using)
         schedule_remote_room_deletion(row["pagecall_id"], workspace=row["workspace"], using=using)
+    elif row is not None and row["sync_state"] == SyncState.CREATING and row["name_in_flight"]:
+        # Its request may have created a room we cannot name: keep the name taken until the
+        # request has surely landed, and no namesake adopts what it created.
+        now = timezone.now()
+        landed = max(row["lease_until"] or now, now) + timedelta(seconds=outcomes.AMBIGUOUS_GRACE)
+        DeletedRoom.objects.using(using).create(
+            workspace=row["workspace"], name_in_flight=row["name_in_flight"], in_flight_until=landed
+        )
+
+
+def deleted_in_flight(name: str, workspace: str, using: str) -> Any:
+    """The latest time until which a deleted row's attempt under ``name`` may still create a
+    room at Pagecall, or None."""
+    return (
+        DeletedRoom.objects.using(using)
+        .filter(name_in_flight=name, workspace=workspace)
+        .aggregate(until=Max("in_flight_until"))["until"]
+    )
 
 
 def forget_room(pagecall_id: str, created_at: Any, *, using: str) -> None:
@@ -53,7 +78,9 @@ def forget_room(pagecall_id: str, created_at: Any, *, using: str) -> None:
         .aggregate(started=Min("attempt_started_at"))["started"]
     )
     horizon = min(earliest or now, now) - timedelta(seconds=outcomes.ADOPT_WINDOW)
-    DeletedRoom.objects.using(using).filter(pagecall_created_at__lt=horizon).delete()
+    DeletedRoom.objects.using(using).filter(
+        Q(pagecall_created_at__lt=horizon) | Q(in_flight_until__lt=horizon)
+    ).delete()
 
 
 def schedule_remote_room_deletion(pagecall_id: str, *, workspace: str, using: str) -> None:

@@ -21,7 +21,7 @@ from ..exceptions import PagecallError, PagecallRefused
 from ..models import DeletedRoom, Member, Room, RoomType, SyncState
 from ..webhooks.auth import headers_for_room
 from . import outcomes
-from .deletion import forget_room, schedule_remote_room_deletion
+from .deletion import deleted_in_flight, forget_room, schedule_remote_room_deletion
 from .outcomes import (
     RetryLater,
     error_text,
@@ -80,6 +80,12 @@ def claim(room: Room, using: str) -> list[Member] | None:
     Pagecall room and no namesake's. A rename made since is sent afterwards, as an update.
     """
     now = timezone.now()
+    deleted_until = deleted_in_flight(room.name, room.workspace, using)
+    if deleted_until is not None and deleted_until > now:
+        raise RetryLater(
+            f"room {room.pk}: a deleted room's attempt under the same name may still land",
+            countdown=seconds_until(deleted_until),
+        )
     lease = new_lease()
     try:
         with transaction.atomic(using=using):
@@ -256,6 +262,8 @@ def resolve_unknown_outcome(room: Room, using: str) -> bool:
     room.lease_until = lease
     since = (room.attempt_started_at or now) - timedelta(seconds=outcomes.ADOPT_WINDOW)
     sent_name = room.name_in_flight or room.name
+    # What a deleted row's attempt under this name created belongs to no row: not adopted.
+    since = max(since, deleted_in_flight(sent_name, room.workspace, using) or since)
     try:
         client = get_client(room.workspace)
         candidates = [
