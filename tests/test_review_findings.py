@@ -386,3 +386,18 @@ def test_a_deleted_rooms_pagecall_room_is_never_adopted_after_an_unknown_outcome
     headers = pagecall_emulator.webhook_config(namesake.pagecall_id)["headers"]
     assert headers[ROOM_HEADER] == str(namesake.pk)
     assert [m["user_id"] for m in pagecall_emulator.members(namesake.pagecall_id)] == ["alice"]
+
+
+def test_stored_headers_are_masked_unless_known_to_be_plain(
+    pagecall_emulator: Emulator, client: Client
+) -> None:
+    from django_pagecall.webhooks import processing
+
+    room = make_room(pagecall_emulator)
+    odd = {"X-Pagecall-Sig": "sig-value", "X-Session": "sess-value", "X-Credential": "cred"}
+    assert post(client, room.join("alice"), {**room.headers, **odd}).status_code == 200
+    headers = WebhookDelivery.objects.get().headers
+    for name in (*odd, SECRET_HEADER):
+        assert headers[name] == processing.MASK, name
+    assert headers[ROOM_HEADER] == str(room.room.pk)  # known, and not a secret
+    assert headers["Content-Type"] == "application/json"

@@ -26,7 +26,30 @@ logger = logging.getLogger(__name__)
 
 MASK: Final = "********"
 # Header names that may carry credentials (Django's own list for settings, plus cookies).
-SECRET_NAME: Final = re.compile(r"API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|COOKIE", re.IGNORECASE)
+#: Headers stored as they came. Every other header's value is masked: a rule that errs toward
+#: masking, since a header a proxy or Pagecall adds may carry a credential under any name.
+PLAIN_HEADERS: Final = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "connection",
+        "content-encoding",
+        "content-length",
+        "content-type",
+        "date",
+        "host",
+        "traceparent",
+        "transfer-encoding",
+        "user-agent",
+        "via",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-pagecall-room",
+        "x-real-ip",
+        "x-request-id",
+    }
+)
 MAX_ERROR: Final = 2000
 UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 #: A delivery still ``received`` after this long was abandoned by a process that died.
@@ -48,7 +71,7 @@ class Outcome:
 
 def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return {
-        db_text(str(k)): MASK if SECRET_NAME.search(str(k)) else db_text(str(v))
+        db_text(str(k)): db_text(str(v)) if str(k).lower() in PLAIN_HEADERS else MASK
         for k, v in headers.items()
     }
 
