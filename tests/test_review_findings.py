@@ -401,3 +401,69 @@ def test_stored_headers_are_masked_unless_known_to_be_plain(
         assert headers[name] == processing.MASK, name
     assert headers[ROOM_HEADER] == str(room.room.pk)  # known, and not a secret
     assert headers["Content-Type"] == "application/json"
+
+
+def test_a_gzip_body_is_read(pagecall_emulator: Emulator, client: Client) -> None:
+    import gzip
+
+    from django_pagecall.models import Session
+
+    room = make_room(pagecall_emulator)
+    body = gzip.compress(json.dumps(room.join("alice")).encode())
+    response = client.generic(
+        "POST",
+        reverse("pagecall:webhook"),
+        body,
+        content_type="application/json",
+        headers={**room.headers, "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 200, response.content
+    assert Session.objects.filter(room=room.room).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "body", "status"),
+    [
+        ({"CONTENT_LENGTH": "", "HTTP_TRANSFER_ENCODING": "chunked"}, b"", 411),
+        ({"HTTP_CONTENT_ENCODING": "br"}, b"\x8b\x02\x80{}\x03", 415),
+        ({"HTTP_CONTENT_ENCODING": "gzip"}, b"not gzip at all", 415),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_refused_and_kept_with_why(
+    pagecall_emulator: Emulator, client: Client, extra: dict[str, str], body: bytes, status: int
+) -> None:
+    from django_pagecall.models import DeliveryResult
+
+    room = make_room(pagecall_emulator)
+    response = client.generic(
+        "POST",
+        reverse("pagecall:webhook"),
+        body,
+        content_type="application/json",
+        headers=room.headers,
+        **extra,
+    )
+    assert response.status_code == status
+    assert response.json()["error"] == "unreadable"
+    delivery = WebhookDelivery.objects.get(pk=response.json()["delivery"])
+    assert delivery.result == DeliveryResult.UNREADABLE
+    assert response.json()["detail"] == delivery.error
+
+
+def test_a_gzip_bomb_is_not_inflated_past_the_limit(
+    pagecall_emulator: Emulator, client: Client
+) -> None:
+    import gzip
+
+    room = make_room(pagecall_emulator)
+    bomb = gzip.compress(b" " * 10_000_000)  # ten megabytes of spaces, ten kilobytes sent
+    assert len(bomb) < 65536  # WEBHOOK_MAX_BODY_SIZE
+    response = client.generic(
+        "POST",
+        reverse("pagecall:webhook"),
+        bomb,
+        content_type="application/json",
+        headers={**room.headers, "Content-Encoding": "gzip"},
+    )
+    assert response.status_code == 415
+    assert "inflates past 65536 bytes" in response.json()["detail"]

@@ -31,10 +31,11 @@ class DeliveryResult(models.TextChoices):
     ROOM_GONE = "room_gone", _("room no longer exists")
     # Stored and announced with webhook_received; the app applies nothing for it.
     UNKNOWN_ACTION = "unknown_action", _("action the app does not know: announced only")
-    # Failed for good: refused with 400 / 413. Replaying it cannot help, so pagecall_replay
+    # Failed for good: refused with 400 / 411 / 413 / 415. Replaying it cannot help, so pagecall_replay
     # leaves it out unless it is named with --id.
     INVALID = "invalid", _("invalid body")
     TOO_LARGE = "too_large", _("body too large (not stored)")
+    UNREADABLE = "unreadable", _("body not readable: framing or encoding not taken")
 
 
 class WebhookDelivery(models.Model):

@@ -56,7 +56,11 @@ UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 STALE_AFTER: Final = timedelta(minutes=1)
 #: Results of deliveries refused for their body (400, 413): they fail whenever they run, so
 #: :func:`replayable` leaves them out.
-UNPROCESSABLE: Final[tuple[str, ...]] = (DeliveryResult.INVALID, DeliveryResult.TOO_LARGE)
+UNPROCESSABLE: Final[tuple[str, ...]] = (
+    DeliveryResult.INVALID,
+    DeliveryResult.TOO_LARGE,
+    DeliveryResult.UNREADABLE,
+)
 #: Results whose delivery is announced with ``webhook_received`` (once: not a duplicate).
 ANNOUNCED: Final[tuple[str, ...]] = (DeliveryResult.APPLIED, DeliveryResult.UNKNOWN_ACTION)
 
@@ -143,17 +147,31 @@ def refuse_oversized(
     from ..conf import pagecall_settings
 
     limit = int(pagecall_settings.WEBHOOK_MAX_BODY_SIZE)
-    room = Room.objects.using(using).filter(pk=room_pk).first()
-    delivery = new_delivery(room, b"", headers, remote_addr, None)
-    delivery.state = DeliveryState.FAILED
-    delivery.result = DeliveryResult.TOO_LARGE
-    delivery.error = f"body of {size} bytes is over the limit of {limit} (not read)"
-    delivery.save(using=using)
-    logger.warning("Webhook for room %s refused: %s", room_pk, delivery.error)
-    return Outcome(
-        413,
-        {"error": "too_large", "detail": delivery.error, "limit": limit, "delivery": delivery.pk},
+    error = f"body of {size} bytes is over the limit of {limit} (not read)"
+    return refuse(
+        room_pk, headers, remote_addr, using, 413, DeliveryResult.TOO_LARGE, error, limit=limit
     )
+
+
+def refuse(
+    room_pk: int,
+    headers: Mapping[str, str],
+    remote_addr: str | None,
+    using: str,
+    status: int,
+    result: str,
+    error: str,
+    raw: bytes = b"",
+    **extra: Any,
+) -> Outcome:
+    """A body the app does not read (too large, chunked without a length, an encoding it does
+    not take): stored as failed with what was received and why, answered ``status``."""
+    room = Room.objects.using(using).filter(pk=room_pk).first()
+    delivery = new_delivery(room, raw, headers, remote_addr, None)
+    delivery.state, delivery.result, delivery.error = DeliveryState.FAILED, result, error
+    delivery.save(using=using)
+    logger.warning("Webhook for room %s refused: %s", room_pk, error)
+    return Outcome(status, {"error": result, "detail": error, **extra, "delivery": delivery.pk})
 
 
 def receive(
@@ -339,7 +357,7 @@ def mark(delivery: WebhookDelivery, using: str, **fields: Any) -> None:
 def process_stored(delivery: WebhookDelivery, using: str | None = None) -> str:
     """Process a stored delivery again; returns its new state. Errors are recorded, not raised."""
     using = using or delivery._state.db or "default"
-    if delivery.result == DeliveryResult.TOO_LARGE:
+    if delivery.result in (DeliveryResult.TOO_LARGE, DeliveryResult.UNREADABLE):
         # Its body was never read: there is nothing to process, and the error says why.
         logger.warning("Webhook delivery %s cannot be replayed: %r", delivery.pk, delivery.error)
         mark(delivery, using, state=DeliveryState.FAILED)

@@ -11,8 +11,9 @@ import copy
 import json
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable
-from functools import cache
+from functools import cache, partial
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -34,7 +35,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from ..conf import pagecall_settings
-from ..models import WebhookDelivery
+from ..models import DeliveryResult, WebhookDelivery
 from . import processing
 from .auth import ROOM_HEADER, SECRET_HEADER, authenticated_room_pk
 
@@ -206,12 +207,52 @@ class WebhookView(APIView):
             size = int(django_request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             size = 0
+        encoding = headers.get("Content-Encoding", "").strip().lower()
+        unread = partial(processing.refuse, room_pk, headers, remote_addr, using)
         if size > limit:
             outcome = processing.refuse_oversized(room_pk, size, headers, remote_addr, using)
+        elif not size and "chunked" in headers.get("Transfer-Encoding", "").lower():
+            # Django reads Content-Length bytes, so a chunked body would be read as empty.
+            error = "a chunked body without Content-Length is not read; send Content-Length"
+            outcome = unread(411, DeliveryResult.UNREADABLE, error)
+        elif encoding not in ("", "identity", *DECOMPRESSORS):
+            error = f"Content-Encoding {encoding!r} is not taken (gzip, deflate or none)"
+            outcome = unread(415, DeliveryResult.UNREADABLE, error, django_request.body)
         else:
             raw = django_request.body
+            if encoding in DECOMPRESSORS:
+                decoded = inflate(raw, encoding, limit)
+                if decoded is None:
+                    error = f"a {encoding} body that is corrupt or inflates past {limit} bytes"
+                    return self.answer(unread(415, DeliveryResult.UNREADABLE, error))
+                raw = decoded
             outcome = processing.receive(room_pk, raw, headers, remote_addr, using)
+        return self.answer(outcome)
+
+    @staticmethod
+    def answer(outcome: processing.Outcome) -> Response:
         return Response(outcome.body, status=outcome.status)
+
+
+#: ``zlib`` window bits of each Content-Encoding the endpoint reads.
+DECOMPRESSORS: Final = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": zlib.MAX_WBITS,
+}
+
+
+def inflate(raw: bytes, encoding: str, limit: int) -> bytes | None:
+    """``raw`` decompressed, or None when it is corrupt or inflates past ``limit`` bytes (a
+    small body must not become a large one in memory)."""
+    inflater = zlib.decompressobj(DECOMPRESSORS[encoding])
+    try:
+        body = inflater.decompress(raw, limit + 1)
+    except zlib.error:
+        return None
+    if len(body) > limit or inflater.unconsumed_tail or not inflater.eof:
+        return None
+    return body
 
 
 @cache
