@@ -17,24 +17,12 @@ import pytest
 import requests
 
 from django_pagecall.emulator import Emulator
-from tests.test_emulator import Api, WebhookReceiver
+from tests.test_emulator import Api, WebhookReceiver, api, receiver
+
+__all__ = ["api", "receiver"]  # fixtures, imported to be registered here
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what the emulator must refuse
-
-
-@pytest.fixture
-def api(pagecall_emulator: Emulator) -> Iterator[Api]:
-    client = Api(pagecall_emulator)
-    yield client
-    client.session.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture

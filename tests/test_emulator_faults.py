@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from django_pagecall.emulator import Emulator
-from tests.test_emulator import Api
+from tests.test_emulator import Api, api
 
-
-@pytest.fixture
-def api(pagecall_emulator: Emulator) -> Iterator[Api]:
-    client = Api(pagecall_emulator)
-    yield client
-    client.session.close()
+__all__ = ["api"]  # fixtures, imported to be registered here
 
 
 def test_status_fault_answers_without_doing_the_request(

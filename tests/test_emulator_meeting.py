@@ -21,7 +21,9 @@ from django.urls import reverse
 from django_pagecall.emulator import Emulator, EmulatorError
 from django_pagecall.models import Room, Session
 from tests.conftest import ROOT
-from tests.test_emulator import ID, Api, WebhookReceiver
+from tests.test_emulator import ID, Api, WebhookReceiver, api, receiver
+
+__all__ = ["api", "receiver"]  # fixtures, imported to be registered here
 
 HTML = "text/html; charset=utf-8"
 
@@ -77,20 +79,6 @@ class Page(HTMLParser):
 
     def text(self, element_id: str) -> str:
         return " ".join(self.texts[element_id].split())
-
-
-@pytest.fixture
-def api(pagecall_emulator: Emulator) -> Iterator[Api]:
-    client = Api(pagecall_emulator)
-    yield client
-    client.session.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    yield server
-    server.close()
 
 
 @pytest.fixture

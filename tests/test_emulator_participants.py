@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from django_pagecall.emulator import Emulator, EmulatorError
-from tests.test_emulator import ID, TIMESTAMP, Api, WebhookReceiver, validate_response
+from tests.test_emulator import (
+    ID,
+    TIMESTAMP,
+    Api,
+    WebhookReceiver,
+    api,
+    receiver,
+    validate_response,
+)
+
+__all__ = ["api", "receiver"]  # fixtures, imported to be registered here
 
 SECRET = {"X-Pagecall-Secret": "s3cret", "X-Tenant": "acme"}
-
-
-@pytest.fixture
-def api(pagecall_emulator: Emulator) -> Iterator[Api]:
-    client = Api(pagecall_emulator)
-    yield client
-    client.session.close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver()
-    yield server
-    server.close()
 
 
 def hooked_room(api: Api, receiver: WebhookReceiver, **body: Any) -> dict[str, Any]:
