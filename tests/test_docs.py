@@ -284,6 +284,39 @@ def test_without_the_init_import_the_tasks_use_another_celery_app(
     assert answer.stdout.split() == ["default", "None"]
 
 
+@pytest.mark.parametrize(
+    ("name", "old", "new", "expected"),
+    [
+        ("mysite/__init__.py", "from .celery import app as celery_app", "", "pagecall.W006"),
+        (
+            "mysite/urls.py",
+            'path("pagecall/", include("django_pagecall.urls")),',
+            "",
+            "pagecall.W007",
+        ),
+        ("mysite/settings.py", "/pagecall/webhook/", "/pagecall/webhooks/", "pagecall.W007"),
+        ("mysite/settings.py", '"socket_timeout": 5,', "", "pagecall.W008"),
+    ],
+    ids=["no-celery-import", "urls-not-included", "webhook-url-typo", "no-socket-timeout"],
+)
+def test_quickstart_site_with_one_mistake_is_warned(
+    quickstart_site: Path, name: str, old: str, new: str, expected: str
+) -> None:
+    path = quickstart_site / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new).replace("__all__ = [\"celery_app\"]", ""))
+    try:
+        checked = run_python("manage.py", "check", cwd=quickstart_site)
+    finally:
+        path.write_text(text)
+    output = checked.stdout + checked.stderr
+    # A warning: build steps (migrate, collectstatic) still run.
+    assert checked.returncode == 0, output
+    assert set(re.findall(r"pagecall\.[EW]\d{3}", output)) == {expected}, output
+    assert "HINT:" in output
+
+
 # System checks ------------------------------------------------------------------------------
 
 
