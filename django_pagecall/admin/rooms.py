@@ -30,6 +30,7 @@ from ..conf import DEFAULT_WORKSPACE, pagecall_settings
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session, SyncState
 from ..models.rooms import MIRRORED_FIELDS
+from ..sync import publishing
 from ..sync.scheduling import enqueue
 from .reports import RoomReports
 from .sessions import SessionInline, online_now, with_online
@@ -475,6 +476,31 @@ class RoomAdmin(RoomReports, admin.ModelAdmin):  # type: ignore[type-arg]
         return TemplateResponse(
             request, "admin/django_pagecall/room/terminate_confirmation.html", context
         )
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # The tasks are published when the admin's transaction commits, after the response is
+        # built: say so before it leaves if the broker could not take them.
+        with publishing.unsent_tasks() as unsent:
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+        if unsent:
+            self.message_user(
+                request,
+                gettext(
+                    "The room was saved, but it could not be sent to Pagecall: Celery's broker "
+                    "is unreachable. It stays pending and will be sent when the broker is back "
+                    "(or by `manage.py pagecall_sync`)."
+                ),
+                messages.WARNING,
+            )
+        return response
 
     # -- join and replay as a member --------------------------------------------------------
 
