@@ -305,7 +305,7 @@ def test_quickstart_site_with_one_mistake_is_warned(
     path = quickstart_site / name
     text = path.read_text()
     assert old in text
-    path.write_text(text.replace(old, new).replace("__all__ = [\"celery_app\"]", ""))
+    path.write_text(text.replace(old, new).replace('__all__ = ["celery_app"]', ""))
     try:
         checked = run_python("manage.py", "check", cwd=quickstart_site)
     finally:
