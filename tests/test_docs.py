@@ -218,9 +218,10 @@ def test_quickstart_shows_every_file_of_the_site() -> None:
     assert set(quickstart_files()) == QUICKSTART_FILES
 
 
-def run_python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_python(*args: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     # The new site must stand on its own: no test settings, no checkout on the path.
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}}
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
@@ -315,6 +316,37 @@ def test_quickstart_site_with_one_mistake_is_warned(
     assert checked.returncode == 0, output
     assert set(re.findall(r"pagecall\.[EW]\d{3}", output)) == {expected}, output
     assert "HINT:" in output
+
+
+def test_quickstart_site_without_the_init_import_logs_it_at_the_first_save(
+    quickstart_site: Path,
+) -> None:
+    from tests.redis_server import free_port
+
+    init = quickstart_site / "mysite" / "__init__.py"
+    text = init.read_text()
+    init.write_text("")
+    # Celery's default app reads CELERY_BROKER_URL from the environment: a port nothing listens
+    # on, so that the publish fails at once whatever runs on localhost.
+    env = {"CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    save_twice = (
+        "from django_pagecall.models import Room; "
+        "from django_pagecall.sync import publishing; "
+        "Room.objects.create(name='First'); publishing.resume(); Room.objects.create(name='Second')"
+    )
+    try:
+        # The site's own SQLite database, as startproject configures it.
+        migrated = run_python("manage.py", "migrate", "-v", "0", cwd=quickstart_site)
+        assert migrated.returncode == 0, migrated.stderr
+        saved = run_python("manage.py", "shell", "-c", save_twice, cwd=quickstart_site, **env)
+    finally:
+        init.write_text(text)
+    assert saved.returncode == 0, saved.stderr
+    warned = [line for line in saved.stderr.splitlines() if "pagecall.W006" in line]
+    assert len(warned) == 1, saved.stderr  # once per process
+    assert "Celery's default app" in warned[0]
+    # And the rows wait for the sweep, as the line after it says.
+    assert saved.stderr.count("The row stays pending") == 2, saved.stderr
 
 
 # System checks ------------------------------------------------------------------------------
