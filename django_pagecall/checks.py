@@ -133,7 +133,8 @@ def check_webhook_route(path: str) -> list[CheckMessage]:
     if path:
         with suppress(Resolver404):
             match = resolve(path)
-    if match is not None and getattr(match.func, "view_class", None) is WebhookView:
+    view_class = getattr(match.func, "view_class", None) if match is not None else None
+    if isinstance(view_class, type) and issubclass(view_class, WebhookView):
         return []
     reached = "no view" if match is None else f"the view {match.view_name!r}"
     return [

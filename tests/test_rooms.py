@@ -899,7 +899,7 @@ def test_the_first_save_through_celerys_default_app_logs_a_warning_once(
     from django_pagecall.sync.scheduling import enqueue
     from tests.redis_server import free_port
 
-    monkeypatch.setattr(publishing, "_warned_about_app", False)
+    monkeypatch.setattr(publishing, "_app_checked", False)
     # What a site gets when its project's __init__.py does not import its Celery app.
     fallback = Celery("default", set_as_current=False)
     fallback.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
@@ -924,7 +924,7 @@ def test_the_sites_own_celery_app_is_not_warned_about(
 ) -> None:
     from django_pagecall.sync import publishing
 
-    monkeypatch.setattr(publishing, "_warned_about_app", False)
+    monkeypatch.setattr(publishing, "_app_checked", False)
     with caplog.at_level(logging.WARNING, logger="django_pagecall"):
         make_room(name="Bound")
     assert not [r for r in caplog.records if "pagecall.W006" in r.getMessage()]

@@ -7,12 +7,13 @@ Celery app it publishes with, and what a request left unpublished.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -91,17 +92,18 @@ def celery_app_problem(app: Celery) -> str | None:
     return None
 
 
-_warned_about_app = False
+_app_checked = False
 
 
-def warn_once_about(app: Celery, logger: Any) -> None:
-    """Log :func:`celery_app_problem` at the first publish of this process that meets it."""
-    global _warned_about_app
-    if _warned_about_app:
+def warn_once_about(app: Celery, logger: logging.Logger) -> None:
+    """Log :func:`celery_app_problem` at the first publish of this process (the app the tasks
+    are bound to does not change afterwards)."""
+    global _app_checked
+    if _app_checked:
         return
+    _app_checked = True
     problem = celery_app_problem(app)
     if problem:
-        _warned_about_app = True
         logger.warning("%s See the system check pagecall.W006.", problem)
 
 
