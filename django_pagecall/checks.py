@@ -7,12 +7,14 @@ docs/checks.md lists. A missing value is a warning (``pagecall.W...``), so that 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.urls import Resolver404, resolve
 
 from .conf import (
     BY_NAME,
@@ -113,7 +115,41 @@ def check_settings(
                     id="pagecall.W004",
                 )
             )
+        messages += check_webhook_route(parts.path)
     return messages
+
+
+def check_webhook_route(path: str) -> list[CheckMessage]:
+    """``pagecall.W007``: the path of ``WEBHOOK_URL`` must reach the app's webhook view."""
+    from .webhooks.views import WebhookView
+
+    script_name = (getattr(settings, "FORCE_SCRIPT_NAME", None) or "").rstrip("/")
+    url_path = path
+    match = None
+    if script_name:
+        # Django serves only the paths under FORCE_SCRIPT_NAME, and resolves what follows it.
+        inside = path == script_name or path.startswith(script_name + "/")
+        path = path[len(script_name) :] or "/" if inside else ""
+    if path:
+        with suppress(Resolver404):
+            match = resolve(path)
+    view_class = getattr(match.func, "view_class", None) if match is not None else None
+    if isinstance(view_class, type) and issubclass(view_class, WebhookView):
+        return []
+    reached = "no view" if match is None else f"the view {match.view_name!r}"
+    return [
+        Warning(
+            f"The path of {setting_label('WEBHOOK_URL')}, {url_path!r}, leads to {reached} of the "
+            "site's URLconf, not to django-pagecall's webhook: every call of Pagecall would "
+            "be answered 404 and no session would be recorded.",
+            hint=(
+                'Include the app\'s URLs (path("pagecall/", include("django_pagecall.urls"))) '
+                'and set WEBHOOK_URL to the URL of the "pagecall:webhook" view, such as '
+                '"https://site.example/pagecall/webhook/".'
+            ),
+            id="pagecall.W007",
+        )
+    ]
 
 
 def check_workspace(name: str, entry: Mapping[str, Any]) -> list[CheckMessage]:
@@ -155,7 +191,8 @@ def check_installed_apps(
         return []
     return [
         Error(
-            "django-pagecall's webhook view needs Django REST framework.",
+            "django-pagecall's webhook view and its front-end API are Django REST framework "
+            "views: without rest_framework installed they cannot answer.",
             hint='Add "rest_framework" to INSTALLED_APPS.',
             id="pagecall.E006",
         )
@@ -177,3 +214,73 @@ def check_time_zone_support(
             id="pagecall.E007",
         )
     ]
+
+
+#: Broker URL schemes served by kombu's Redis transport, and by its AMQP one.
+REDIS_SCHEMES = frozenset({"redis", "rediss", "sentinel"})
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+CELERY_APP_HINT = (
+    "Import the site's Celery app in the project's __init__.py (next to settings.py): "
+    "from .celery import app as celery_app, as docs/quickstart.md shows; and set "
+    "CELERY_BROKER_URL."
+)
+
+
+@register(Tags.compatibility)
+def check_celery_app(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """``pagecall.W006`` and ``pagecall.W008``: the Celery app the app's tasks are queued with."""
+    from .sync.publishing import celery_app_problem, task_app
+
+    app = task_app()
+    problem = celery_app_problem(app)
+    if problem:
+        return [Warning(problem, hint=CELERY_APP_HINT, id="pagecall.W006")]
+    return broker_timeout_warnings(app.conf)
+
+
+def broker_urls(conf: Any) -> list[str]:
+    urls = conf.broker_url or []
+    if isinstance(urls, str):
+        urls = urls.split(";")
+    return [str(url).strip() for url in urls if str(url).strip()]
+
+
+def broker_timeout_warnings(conf: Any) -> list[CheckMessage]:
+    """Timeouts kombu leaves unset: a broker that accepts connections and never answers would
+    hold a save (or a worker) until the operating system gives up."""
+    options = dict(conf.broker_transport_options or {})
+    messages: list[CheckMessage] = []
+    for url in broker_urls(conf):
+        parts = urlsplit(url)
+        scheme = parts.scheme.partition("+")[0].lower()
+        given = {**options, **dict(parse_qsl(parts.query))}
+        if scheme in REDIS_SCHEMES:
+            missing = [k for k in ("socket_timeout", "socket_connect_timeout") if not given.get(k)]
+            if missing:
+                messages.append(
+                    Warning(
+                        f"The Celery broker ({scheme}://) has no {' or '.join(missing)}: a "
+                        "broker that accepts connections and never answers would hang every "
+                        "save that queues a task.",
+                        hint=(
+                            'Set CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, '
+                            '"socket_connect_timeout": 5, ...} (docs/celery.md).'
+                        ),
+                        id="pagecall.W008",
+                    )
+                )
+        elif scheme in AMQP_SCHEMES and not (
+            conf.broker_connection_timeout or given.get("connect_timeout")
+        ):
+            messages.append(
+                Warning(
+                    f"The Celery broker ({scheme}://) has no connection timeout: a broker that "
+                    "accepts connections and never answers would hang every save that queues "
+                    "a task.",
+                    hint="Set CELERY_BROKER_CONNECTION_TIMEOUT = 5 (docs/celery.md).",
+                    id="pagecall.W008",
+                )
+            )
+    return messages

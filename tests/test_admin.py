@@ -228,6 +228,49 @@ class TestAddAndChange:
         assert room.sync_state == SyncState.SYNCED
         assert room_posts(pagecall_emulator)[-1]["body"]["type"] == "open"
 
+    def test_a_save_the_broker_cannot_take_says_the_room_waits(
+        self, admin_client: Client, pagecall_emulator: Emulator
+    ) -> None:
+        from tests.celery_app import app
+        from tests.conftest import use_broker
+        from tests.redis_server import free_port
+
+        app.conf.task_always_eager = False
+        previous = use_broker(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+        try:
+            added = admin_client.post(
+                f"{ROOMS}add/", add_form("Broker down", [{"user_id": "alice"}]), follow=True
+            )
+            room = Room.objects.get(name="Broker down")
+            # A change saved while publishing is paused is not sent either.
+            changed = admin_client.post(
+                change_url(room), change_form(room, name="Still down"), follow=True
+            )
+        finally:
+            use_broker(previous)
+        for response in (added, changed):
+            said = [(m.level_tag, str(m)) for m in response.context["messages"]]
+            assert ("warning", WAITS_FOR_THE_BROKER) in said, said
+        room.refresh_from_db()
+        assert room.sync_state == SyncState.PENDING
+        assert room_posts(pagecall_emulator) == []
+
+    def test_a_save_the_broker_takes_says_nothing_of_it(
+        self, admin_client: Client, pagecall_emulator: Emulator
+    ) -> None:
+        added = admin_client.post(
+            f"{ROOMS}add/", add_form("Broker up", [{"user_id": "alice"}]), follow=True
+        )
+        said = [str(m) for m in added.context["messages"]]
+        assert WAITS_FOR_THE_BROKER not in said
+        assert Room.objects.get(name="Broker up").sync_state == SyncState.SYNCED
+
+
+WAITS_FOR_THE_BROKER = (
+    "The room was saved, but it could not be sent to Pagecall: Celery's broker is unreachable. "
+    "It stays pending and will be sent when the broker is back (or by `manage.py pagecall_sync`)."
+)
+
 
 @pytest.mark.django_db(transaction=True)
 class TestActions:

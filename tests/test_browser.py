@@ -25,15 +25,17 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from django.db import connections
+from django.utils import timezone
 
 from django_pagecall.emulator import Emulator
-from django_pagecall.models import Room, Session
+from django_pagecall.models import Room, Session, SyncState
 from tests.conftest import wait_for
 from tests.redis_server import free_port
 from tests.test_demo import MANAGE, demo_env
@@ -181,8 +183,13 @@ def test_admin_create_a_room_see_it_synced_and_someone_join(
     assert f"room__id__exact={Room.objects.get(pagecall_id=pagecall_id).pk}" in page.url
     assert "user_id=alice" in page.url
     assert page.locator("#result_list tbody tr").count() == 1
-    assert page.locator("#result_list").get_by_text(session_id).is_visible()
+    session_row = page.locator("#result_list tbody tr").first
+    assert session_row.locator("td.field-user").inner_text().strip() == "alice"
+    assert session_row.locator("td.field-online img").get_attribute("alt") == "True"
     browser.shot("session-list-filtered")
+    session_row.locator("th.field-joined_at a").click()  # the session's own page, with its id
+    page.wait_for_load_state()
+    assert page.locator(".field-session_id .readonly").inner_text().strip() == session_id
     page.goto(f"{live_server.url}/admin/django_pagecall/webhookdelivery/")
     page.locator("#changelist-filter").get_by_role("link", name="sessionJoined").click()
     page.wait_for_load_state()
@@ -326,3 +333,81 @@ def test_a_member_enters_the_embedded_meeting_from_the_room_page(
     meeting.get_by_role("button", name="Enter the meeting").wait_for()
     wait_for(lambda: Session.objects.get(pk=session.pk).left_at is not None)
     browser.shot("left-the-meeting")
+
+
+def admin_lists_rows() -> None:
+    """Rooms and sessions as a busy site has them: long names, a failed room, online people."""
+    now = timezone.now()
+    rooms = Room.objects.bulk_create(
+        [
+            Room(
+                name="Weekly engineering all-hands and quarterly planning review",
+                type="public",
+                sync_state=SyncState.SYNCED,
+                pagecall_id="65f1c0ffee0123456789abcd",
+            ),
+            Room(
+                name="1:1 Alice Kim / Bob Park (mentoring, second semester)",
+                type="private",
+                sync_state=SyncState.FAILED,
+                sync_error='POST /rooms [400]: Pagecall answered 400\n{"message": "Invalid"}',
+            ),
+            Room(name="Open office hours", type="open", sync_state=SyncState.PENDING),
+        ]
+    )
+    for number, user_id in enumerate(["alice.kim@school.example", "bob", "carol", "dave"]):
+        joined = now - timedelta(minutes=90 - 10 * number)
+        Session.objects.create(
+            room=rooms[0],
+            session_id=f"65f1d00d{number:016x}",
+            member_id=f"65f1e00e{number:016x}",
+            user_id=user_id,
+            joined_at=joined,
+            left_at=None if number % 2 else joined + timedelta(minutes=42),
+        )
+
+
+#: How many lines an element's text takes: the distinct tops of its text's boxes.
+LINES_OF_TEXT = """e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    return new Set([...range.getClientRects()].map(r => Math.round(r.top))).size;
+}"""
+
+
+def test_admin_lists_fit_1280_pixels(
+    browser: Browser, live_server: Any, admin_user: Any, transactional_db: None
+) -> None:
+    admin_lists_rows()
+    page = browser.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    browser.log_in(f"{live_server.url}/admin/login/?next=/admin/", "admin", "password")
+    for model, columns in (
+        ("room", ["name", "state_and_error", "online_now"]),
+        ("session", ["joined_at", "room_name", "user", "duration", "online"]),
+    ):
+        page.goto(f"{live_server.url}/admin/django_pagecall/{model}/")
+        browser.shot(f"{model}-list-1280")
+        widths = page.evaluate(
+            """() => {
+                const table = document.querySelector('#result_list');
+                const results = table.closest('.results') || table.parentElement;
+                return {
+                    table: table.scrollWidth,
+                    room: results.clientWidth,
+                    page: document.documentElement.scrollWidth,
+                    viewport: window.innerWidth,
+                };
+            }"""
+        )
+        # The whole table shows: nothing scrolls sideways, in the table's box or the page.
+        assert widths["table"] <= widths["room"], (model, widths)
+        assert widths["page"] <= widths["viewport"], (model, widths)
+        header = page.locator("#result_list thead")
+        for column in columns:
+            assert header.locator(f"th.column-{column}").is_visible(), (model, column)
+        # Even a long room name keeps to three lines.
+        names = page.locator("#result_list tbody .field-name, #result_list tbody .field-room_name")
+        for index in range(names.count()):
+            lines = names.nth(index).evaluate(LINES_OF_TEXT)
+            assert 1 <= lines <= 3, (model, names.nth(index).inner_text(), lines)

@@ -28,7 +28,7 @@ def test_a_complete_configuration_passes() -> None:
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({"WEBHOOK_URL": "https://x.example/w/"}, ["pagecall.W001"]),
+        ({"WEBHOOK_URL": "https://x.example/pagecall/webhook/"}, ["pagecall.W001"]),
         ({"API_KEY": ""}, ["pagecall.W001", "pagecall.W002"]),
         ({"API_KEY": "k"}, ["pagecall.W002"]),
         (None, ["pagecall.W001", "pagecall.W002"]),
@@ -128,3 +128,128 @@ def test_every_malformed_value_error_has_a_hint(config: Any) -> None:
         errors = [m for m in check_settings() if m.id.startswith("pagecall.E")]
     assert errors
     assert all(m.hint for m in errors), [m.id for m in errors]
+
+
+def test_rest_framework_message_names_the_views_that_need_it() -> None:
+    with override_settings(INSTALLED_APPS=["django.contrib.contenttypes", "django_pagecall"]):
+        (error,) = check_installed_apps()
+    assert "webhook view" in error.msg
+    assert "front-end API" in error.msg
+    # The views it names are Django REST framework views.
+    from rest_framework.views import APIView
+
+    from django_pagecall import api
+    from django_pagecall.webhooks.views import WebhookView
+
+    for view in (WebhookView, api.RoomList, api.RoomDetail, api.RoomJoin):
+        assert issubclass(view, APIView), view
+
+
+# The webhook URL against the URLconf ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("webhook_url", "expected"),
+    [
+        ("https://site.example/pagecall/webhook/", []),
+        ("https://site.example/pagecall/webhok/", ["pagecall.W007"]),  # a typo
+        ("https://site.example/pagecall/webhook", ["pagecall.W007"]),  # no trailing slash
+        ("https://site.example/webhook/", ["pagecall.W007"]),  # the include's prefix left out
+        ("https://site.example/admin/", ["pagecall.W007"]),  # another view
+    ],
+)
+def test_webhook_url_must_resolve_to_the_webhook_view(
+    webhook_url: str, expected: list[str]
+) -> None:
+    assert ids({**GOOD, "WEBHOOK_URL": webhook_url}) == expected
+
+
+def test_webhook_url_without_the_apps_urls_included() -> None:
+    with override_settings(ROOT_URLCONF="tests.urls_without_pagecall"):
+        assert ids(GOOD) == ["pagecall.W007"]
+        with override_settings(PAGECALL=GOOD):
+            (warning,) = check_settings()
+    assert "'/pagecall/webhook/'" in warning.msg
+    assert 'include("django_pagecall.urls")' in (warning.hint or "")
+
+
+def test_webhook_url_under_force_script_name() -> None:
+    prefixed = {**GOOD, "WEBHOOK_URL": "https://site.example/site/pagecall/webhook/"}
+    assert ids(prefixed) == ["pagecall.W007"]
+    with override_settings(FORCE_SCRIPT_NAME="/site/"):
+        assert ids(prefixed) == []
+        assert ids(GOOD) == ["pagecall.W007"]  # outside the prefix: not served by this site
+
+
+# The Celery app and its broker ---------------------------------------------------------------
+
+
+def test_the_test_sites_celery_app_passes() -> None:
+    from django_pagecall.checks import check_celery_app
+
+    assert check_celery_app() == []
+
+
+def test_celerys_default_app_or_no_broker_is_named() -> None:
+    from celery import Celery
+
+    from django_pagecall.sync.publishing import celery_app_problem
+
+    default = Celery("default", set_as_current=False)
+    assert "Celery's default app" in (celery_app_problem(default) or "")
+    unconfigured = Celery("mysite", set_as_current=False)
+    assert "has no broker_url" in (celery_app_problem(unconfigured) or "")
+    unconfigured.conf.broker_url = "redis://127.0.0.1:6379/0"
+    assert celery_app_problem(unconfigured) is None
+
+
+@pytest.mark.parametrize(
+    ("conf", "expected"),
+    [
+        ({"broker_url": "redis://h:6379/0"}, ["pagecall.W008"]),
+        (
+            {"broker_url": "redis://h/0", "broker_transport_options": {"socket_timeout": 5}},
+            ["pagecall.W008"],
+        ),
+        (
+            {
+                "broker_url": "rediss://h/0",
+                "broker_transport_options": {"socket_timeout": 5, "socket_connect_timeout": 5},
+            },
+            [],
+        ),
+        ({"broker_url": "redis://h/0?socket_timeout=5&socket_connect_timeout=5"}, []),
+        ({"broker_url": "amqp://guest@h//"}, []),  # Celery's default connection timeout: 4 s
+        ({"broker_url": "amqp://guest@h//", "broker_connection_timeout": None}, ["pagecall.W008"]),
+        (
+            {
+                "broker_url": "pyamqp://guest@h//",
+                "broker_connection_timeout": None,
+                "broker_transport_options": {"connect_timeout": 5},
+            },
+            [],
+        ),
+        ({"broker_url": "memory://"}, []),
+        ({"broker_url": "redis://a/0;redis://b/0"}, ["pagecall.W008", "pagecall.W008"]),
+    ],
+)
+def test_broker_socket_timeouts(conf: dict[str, Any], expected: list[str]) -> None:
+    from celery import Celery
+
+    from django_pagecall.checks import broker_timeout_warnings
+
+    app = Celery("mysite", set_as_current=False)
+    app.conf.update(conf)
+    assert [m.id for m in broker_timeout_warnings(app.conf)] == expected
+
+
+def test_the_registered_check_reads_the_sites_celery_app() -> None:
+    from tests.celery_app import app
+
+    options = app.conf.broker_transport_options
+    app.conf.broker_transport_options = {**options, "socket_timeout": None}
+    try:
+        found = [m.id for m in run_checks() if (m.id or "").startswith("pagecall.")]
+    finally:
+        app.conf.broker_transport_options = options
+    assert found == ["pagecall.W008"]

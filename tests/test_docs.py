@@ -218,9 +218,10 @@ def test_quickstart_shows_every_file_of_the_site() -> None:
     assert set(quickstart_files()) == QUICKSTART_FILES
 
 
-def run_python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run_python(*args: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     # The new site must stand on its own: no test settings, no checkout on the path.
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}}
+    env.update(extra_env)
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
@@ -282,6 +283,70 @@ def test_without_the_init_import_the_tasks_use_another_celery_app(
     assert answer.returncode == 0, answer.stderr
     # Celery's default app, with no broker setting: what the page tells to look for.
     assert answer.stdout.split() == ["default", "None"]
+
+
+@pytest.mark.parametrize(
+    ("name", "old", "new", "expected"),
+    [
+        ("mysite/__init__.py", "from .celery import app as celery_app", "", "pagecall.W006"),
+        (
+            "mysite/urls.py",
+            'path("pagecall/", include("django_pagecall.urls")),',
+            "",
+            "pagecall.W007",
+        ),
+        ("mysite/settings.py", "/pagecall/webhook/", "/pagecall/webhooks/", "pagecall.W007"),
+        ("mysite/settings.py", '"socket_timeout": 5,', "", "pagecall.W008"),
+    ],
+    ids=["no-celery-import", "urls-not-included", "webhook-url-typo", "no-socket-timeout"],
+)
+def test_quickstart_site_with_one_mistake_is_warned(
+    quickstart_site: Path, name: str, old: str, new: str, expected: str
+) -> None:
+    path = quickstart_site / name
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new).replace('__all__ = ["celery_app"]', ""))
+    try:
+        checked = run_python("manage.py", "check", cwd=quickstart_site)
+    finally:
+        path.write_text(text)
+    output = checked.stdout + checked.stderr
+    # A warning: build steps (migrate, collectstatic) still run.
+    assert checked.returncode == 0, output
+    assert set(re.findall(r"pagecall\.[EW]\d{3}", output)) == {expected}, output
+    assert "HINT:" in output
+
+
+def test_quickstart_site_without_the_init_import_logs_it_at_the_first_save(
+    quickstart_site: Path,
+) -> None:
+    from tests.redis_server import free_port
+
+    init = quickstart_site / "mysite" / "__init__.py"
+    text = init.read_text()
+    init.write_text("")
+    # Celery's default app reads CELERY_BROKER_URL from the environment: a port nothing listens
+    # on, so that the publish fails at once whatever runs on localhost.
+    env = {"CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    save_twice = (
+        "from django_pagecall.models import Room; "
+        "from django_pagecall.sync import publishing; "
+        "Room.objects.create(name='First'); publishing.resume(); Room.objects.create(name='Second')"
+    )
+    try:
+        # The site's own SQLite database, as startproject configures it.
+        migrated = run_python("manage.py", "migrate", "-v", "0", cwd=quickstart_site)
+        assert migrated.returncode == 0, migrated.stderr
+        saved = run_python("manage.py", "shell", "-c", save_twice, cwd=quickstart_site, **env)
+    finally:
+        init.write_text(text)
+    assert saved.returncode == 0, saved.stderr
+    warned = [line for line in saved.stderr.splitlines() if "pagecall.W006" in line]
+    assert len(warned) == 1, saved.stderr  # once per process
+    assert "Celery's default app" in warned[0]
+    # And the rows wait for the sweep, as the line after it says.
+    assert saved.stderr.count("The row stays pending") == 2, saved.stderr
 
 
 # System checks ------------------------------------------------------------------------------

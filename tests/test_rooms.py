@@ -888,3 +888,43 @@ def test_members_deleted_with_their_room_are_not_blocked(pagecall_emulator: Emul
     room.delete()
     assert PendingAction.objects.count() == 0
     assert calls(pagecall_emulator, "PUT", "/rooms/{room_id}/members/{member_id}") == []
+
+
+def test_the_first_save_through_celerys_default_app_logs_a_warning_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery import Celery
+
+    from django_pagecall.sync import publishing
+    from django_pagecall.sync.scheduling import enqueue
+    from tests.redis_server import free_port
+
+    monkeypatch.setattr(publishing, "_app_checked", False)
+    # What a site gets when its project's __init__.py does not import its Celery app.
+    fallback = Celery("default", set_as_current=False)
+    fallback.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    fallback.conf.broker_transport_options = {"socket_timeout": 1, "socket_connect_timeout": 1}
+
+    def nothing(pk: int) -> None:
+        pass
+
+    task = fallback.task(name="django_pagecall.tests.fallback")(nothing)
+    with caplog.at_level(logging.WARNING, logger="django_pagecall"):
+        enqueue(task, 1)
+        publishing.resume()
+        enqueue(task, 2)
+    warned = [r for r in caplog.records if "pagecall.W006" in r.getMessage()]
+    assert len(warned) == 1
+    assert warned[0].levelno == logging.WARNING
+    assert "Celery's default app" in warned[0].getMessage()
+
+
+def test_the_sites_own_celery_app_is_not_warned_about(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_pagecall.sync import publishing
+
+    monkeypatch.setattr(publishing, "_app_checked", False)
+    with caplog.at_level(logging.WARNING, logger="django_pagecall"):
+        make_room(name="Bound")
+    assert not [r for r in caplog.records if "pagecall.W006" in r.getMessage()]

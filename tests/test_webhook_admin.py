@@ -79,7 +79,9 @@ def busy_room(pagecall_emulator: Emulator, client: Client) -> PagecallRoom:
 
 
 def listed(html: str) -> set[str]:
-    return set(re.findall(r"[0-9a-f]{24}", html))
+    """The session ids of the rows of a session list (each row links to its session's page)."""
+    pks = {int(pk) for pk in re.findall(rf"{SESSIONS}(\d+)/change/", html)}
+    return set(Session.objects.filter(pk__in=pks).values_list("session_id", flat=True))
 
 
 def test_the_app_admin_registers_sessions_and_deliveries() -> None:

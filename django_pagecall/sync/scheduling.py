@@ -29,6 +29,7 @@ def enqueue(task: Task[Any, Any], *args: Any) -> None:
         return
     paused = publishing.paused_for()
     if paused:
+        publishing.note_unsent(task.name)
         logger.warning(
             "Not queueing %s%r: the broker was unreachable moments ago (this process tries it "
             "again in %.1f s). The row stays pending; `manage.py pagecall_sync` or the periodic "
@@ -38,6 +39,7 @@ def enqueue(task: Task[Any, Any], *args: Any) -> None:
             paused,
         )
         return
+    publishing.warn_once_about(task.app, logger)
     timeout = publishing.PUBLISH_TIMEOUT
     try:
         task.apply_async(
@@ -54,6 +56,7 @@ def enqueue(task: Task[Any, Any], *args: Any) -> None:
         )
     except Exception as exc:
         publishing.pause(timeout)
+        publishing.note_unsent(task.name)
         # One line says what happened and what follows; the traceback is for DEBUG.
         logger.warning(
             "Could not queue %s%r: %s. The row stays pending; `manage.py pagecall_sync` or the "
