@@ -101,7 +101,7 @@ def _post_button(url: str, text: Any) -> SafeString:
     """A button that POSTs the page's form, with its CSRF token, to ``url`` in a new tab: the
     member links register users and write history, so a link from elsewhere must not."""
     return format_html(
-        '<button type="submit" class="pagecall-member-link" formaction="{}" formmethod="post" '
+        '<button type="submit" class="button pagecall-member-link" formaction="{}" formmethod="post" '
         'formtarget="_blank" formnovalidate>{}</button>',
         url,
         text,
