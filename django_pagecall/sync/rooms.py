@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Case, PositiveIntegerField, Q, Value, When
+from django.db.models import Case, Exists, PositiveIntegerField, Q, Value, When
 from django.utils import timezone
 
 from .. import remote, signals
@@ -80,21 +80,34 @@ def claim(room: Room, using: str) -> list[Member] | None:
     Pagecall room and no namesake's. A rename made since is sent afterwards, as an update.
     """
     now = timezone.now()
-    deleted_until = deleted_in_flight(room.name, room.workspace, using)
-    if deleted_until is not None and deleted_until > now:
-        raise RetryLater(
-            f"room {room.pk}: a deleted room's attempt under the same name may still land",
-            countdown=seconds_until(deleted_until),
-        )
     lease = new_lease()
+    # Not while a deleted row's attempt under this name may still land (in the same statement:
+    # the common case pays no query for it).
+    deleted_in_flight_now = DeletedRoom.objects.using(using).filter(
+        name_in_flight=room.name, workspace=room.workspace, in_flight_until__gt=now
+    )
     try:
         with transaction.atomic(using=using):
-            claimed = Room.objects.using(using).claim(
-                room.pk, lease, now, was={"sync_state": SyncState.PENDING}, name_in_flight=room.name
+            claimed = (
+                Room.objects.using(using)
+                .exclude(Exists(deleted_in_flight_now))
+                .claim(
+                    room.pk,
+                    lease,
+                    now,
+                    was={"sync_state": SyncState.PENDING},
+                    name_in_flight=room.name,
+                )
             )
     except IntegrityError:
         raise RetryLater(f"room {room.pk}: a room of the same name is being created") from None
     if not claimed:
+        until = deleted_in_flight(room.name, room.workspace, using)
+        if until is not None and until > now:
+            raise RetryLater(
+                f"room {room.pk}: a deleted room's attempt under the same name may still land",
+                countdown=seconds_until(until),
+            )
         return None
     room.sync_state = SyncState.CREATING
     room.sync_attempts += 1
