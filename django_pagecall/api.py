@@ -22,7 +22,7 @@ from rest_framework.throttling import BaseThrottle, ScopedRateThrottle
 
 from . import sync
 from .exceptions import PagecallError
-from .joining import Availability, availability, joinable_rooms
+from .joining import UNREACHABLE, Availability, availability, joinable_rooms
 from .models import Room
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class RoomEnded(exceptions.APIException):
 class PagecallUnavailable(exceptions.APIException):
     status_code = 503
     default_code = "pagecall_unavailable"
-    default_detail = _("Pagecall could not be reached just now; try again in a moment.")
+    default_detail = UNREACHABLE
 
 
 UNAVAILABLE = {

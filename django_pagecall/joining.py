@@ -8,12 +8,13 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from .conf import pagecall_settings
 from .models import Member, Room, RoomType, SyncState
+from .models.sessions import online_count
 
 
 class Availability(enum.Enum):
@@ -29,8 +30,8 @@ class Availability(enum.Enum):
         return str(MESSAGES[self])
 
 
+#: Why a room cannot be entered now, told to a person on a page.
 MESSAGES = {
-    Availability.READY: _("The meeting is ready."),
     Availability.SETTING_UP: _(
         "This room is still being set up on Pagecall. This page refreshes itself until it is ready."
     ),
@@ -39,6 +40,10 @@ MESSAGES = {
     ),
     Availability.ENDED: _("This meeting has ended. The room is closed."),
 }
+
+
+#: When Pagecall cannot be reached to register the person, on a page or from the API.
+UNREACHABLE = _("Pagecall could not be reached just now. Try again in a moment.")
 
 
 def availability(room: Room) -> Availability:
@@ -91,5 +96,4 @@ def joinable_rooms(user: Any) -> QuerySet[Room]:
     rule = _rule()
     if rule is not None:
         rooms = Room.objects.filter(pk__in=[room.pk for room in rooms if rule(user, room)])
-    open_sessions = Q(sessions__joined_at__isnull=False, sessions__left_at__isnull=True)
-    return rooms.annotate(online=Count("sessions", filter=open_sessions))
+    return rooms.annotate(online=online_count())

@@ -17,7 +17,7 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.decorators.http import require_safe
 
 from .exceptions import PagecallError
-from .joining import Availability, availability, may_join
+from .joining import UNREACHABLE, Availability, availability, may_join
 from .models import Room
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,7 @@ def _into_pagecall(request: HttpRequest, pk: int, page: str) -> HttpResponse:
         link = room.join_url(user) if page == "meet" else room.replay_url(user)
     except PagecallError as exc:
         logger.warning("Could not get an access token for room %s: %s", room.pk, exc)
-        message = _("Pagecall could not be reached just now. Try again in a moment.")
-        response = status_page(request, room, room.name, message, 503)
+        response = status_page(request, room, room.name, str(UNREACHABLE), 503)
         response["Retry-After"] = str(REFRESH_SECONDS)
         return response
     return HttpResponseRedirect(link)

@@ -11,8 +11,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Prefetch, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import URLPattern
@@ -20,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from ..models import Room, Session
 from ..models.rooms import parse_pk
+from ..models.sessions import online_count
 from .reports import UsageReport
 
 #: Sessions shown under a room; the full list is one click away (Session admin, filtered by room).
@@ -36,22 +36,8 @@ def format_duration(value: timedelta | None) -> str:
 
 
 def with_online(queryset: QuerySet[Room]) -> QuerySet[Room]:
-    """Rooms with ``online_count`` and ``online_sessions`` (a list, oldest join first).
-
-    A subquery rather than a join, so it adds no duplicate rows whatever else
-    the queryset annotates.
-    """
-    online = (
-        Session.objects.online()
-        .filter(room=OuterRef("pk"))
-        .order_by()
-        .values("room")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    return queryset.annotate(
-        online_count=Coalesce(Subquery(online, output_field=IntegerField()), Value(0))
-    ).prefetch_related(
+    """Rooms with ``online_count`` and ``online_sessions`` (a list, oldest join first)."""
+    return queryset.annotate(online_count=online_count()).prefetch_related(
         Prefetch(
             "sessions",
             queryset=Session.objects.online().order_by("joined_at", "pk"),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import models
+from django.db.models import Count, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -80,3 +82,20 @@ class Session(models.Model):
         if self.joined_at is None:
             return None
         return (self.left_at or timezone.now()) - self.joined_at
+
+
+def online_count() -> Coalesce:
+    """An annotation for a queryset of rooms: how many of each room's sessions are online.
+
+    A subquery rather than a join, so it adds no duplicate rows whatever else the queryset
+    annotates or filters on.
+    """
+    online = (
+        Session.objects.online()
+        .filter(room=OuterRef("pk"))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(online, output_field=models.IntegerField()), Value(0))
