@@ -1,14 +1,13 @@
-"""Meetings, attendance and monthly usage, computed in Python from the stored sessions, one query
-each: right whatever the order in which the webhooks arrived (docs/meetings.md).
+"""Meetings and attendance, computed in Python from a room's stored sessions, one query each:
+right whatever the order in which the webhooks arrived (docs/meetings.md).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.utils import timezone
@@ -42,17 +41,6 @@ class Attendance:
     first_joined_at: datetime | None
     last_left_at: datetime | None  # None while one of their sessions is open
     seconds: int  # overlapping sessions counted once; an open one up to now
-
-
-@dataclass(frozen=True, slots=True)
-class MonthUsage:
-    """What the site used in one month (of the current time zone)."""
-
-    month: date
-    meetings: int  # meetings that started in the month
-    meeting_minutes: int  # their length, rounded
-    sessions: int  # sessions that joined in the month
-    active_users: int  # distinct Pagecall user ids among them
 
 
 def merge(spans: Iterable[Span]) -> list[Meeting]:
@@ -127,76 +115,3 @@ def attendance_of(room: Room, now: datetime | None = None) -> list[Attendance]:
         )
     far = timezone.now() + timedelta(days=365 * 1000)
     return sorted(result, key=lambda row: (row.first_joined_at or far, row.user_id))
-
-
-def month_of(moment: datetime) -> date:
-    local = timezone.localtime(moment)
-    return date(local.year, local.month, 1)
-
-
-class Months:
-    """The month of the current time zone each moment of ``[since, until)`` falls in, found by
-    bisecting the months' first instants rather than converting every moment."""
-
-    def __init__(self, since: datetime, until: datetime) -> None:
-        self.months = [month_of(since)]
-        self.starts = [since]
-        while True:
-            following = self.months[-1].replace(day=28) + timedelta(days=4)
-            first = following.replace(day=1)
-            start = timezone.make_aware(datetime.combine(first, datetime.min.time()))
-            if start >= until:
-                break
-            self.months.append(first)
-            self.starts.append(start)
-
-    def of(self, moment: datetime) -> date:
-        if moment < self.starts[0]:
-            return month_of(moment)
-        return self.months[bisect_right(self.starts, moment) - 1]
-
-
-def monthly_usage(
-    since: datetime, until: datetime, using: str = "default", now: datetime | None = None
-) -> list[MonthUsage]:
-    """Usage per month of the sessions that joined in ``[since, until)``, oldest month first.
-
-    A meeting belongs to the month it started in; one that goes on counts up to now.
-    """
-    from .models import Session
-
-    now = now or timezone.now()
-    rows = (
-        Session.objects.using(using)
-        .filter(joined_at__gte=since, joined_at__lt=until)
-        .order_by()
-        .values_list("room_id", "user_id", "joined_at", "left_at")
-    )
-    months = Months(since, until)
-    spans_by_room: dict[int, list[Span]] = defaultdict(list)
-    sessions: dict[date, int] = defaultdict(int)
-    users: dict[date, set[str]] = defaultdict(set)
-    for room_id, user_id, joined, left in rows:
-        assert joined is not None  # filtered on it
-        month = months.of(joined)
-        sessions[month] += 1
-        if user_id:
-            users[month].add(user_id)
-        spans_by_room[room_id].append((joined, left))
-    meetings: dict[date, int] = defaultdict(int)
-    seconds: dict[date, int] = defaultdict(int)
-    for spans in spans_by_room.values():
-        for meeting in merge(spans):
-            month = months.of(meeting.started_at)
-            meetings[month] += 1
-            seconds[month] += meeting.seconds(now)
-    return [
-        MonthUsage(
-            month=month,
-            meetings=meetings[month],
-            meeting_minutes=round(seconds[month] / 60),
-            sessions=sessions[month],
-            active_users=len(users[month]),
-        )
-        for month in sorted(sessions)
-    ]

@@ -327,20 +327,3 @@ def test_merge_of_touching_overlapping_and_open_spans() -> None:
     assert merge(spans) == [Meeting(at(0), at(20)), Meeting(at(30), None)]
     assert merge([(at(5), at(1))]) == [Meeting(at(5), at(5))]  # clocks apart: no time
     assert merge([]) == []
-
-
-@pytest.mark.parametrize("zone", ["UTC", "Asia/Seoul", "America/New_York"])
-def test_months_found_by_bisection_are_the_months_of_the_time_zone(zone: str) -> None:
-    from django.utils import timezone
-
-    from django_pagecall.meetings import Months, month_of
-
-    with timezone.override(zone):
-        since = timezone.make_aware(datetime(2025, 1, 1))
-        until = timezone.make_aware(datetime(2026, 3, 1))
-        months = Months(since, until)
-        moment = since
-        while moment < until:
-            assert months.of(moment) == month_of(moment), moment
-            moment += timedelta(hours=7, minutes=13)
-        assert len(months.months) == 14

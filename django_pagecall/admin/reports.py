@@ -1,13 +1,13 @@
-"""Reports in the admin: a room's meetings and attendance on its change page, and the monthly
-usage report beside the sessions list, each with a CSV export. Every report reads the sessions
-once, through an index (docs/meetings.md).
+"""Reports in the admin: a room's meetings and attendance on its change page, read from its
+sessions through the room's index, and the monthly usage report beside the sessions list, read
+from the usage counters; each with a CSV export (docs/meetings.md).
 """
 
 from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
@@ -23,8 +23,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from ..meetings import attendance_of, meetings_of, monthly_usage
+from ..meetings import attendance_of, meetings_of
 from ..models import Room, Session
+from ..usage import month_of, monthly_usage
 
 if TYPE_CHECKING:
     ModelAdminBase = admin.ModelAdmin[Any]
@@ -184,10 +185,6 @@ class RoomReports(ModelAdminBase):
         )
 
 
-def month_start(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day.replace(day=1), time.min))
-
-
 def add_months(day: date, months: int) -> date:
     index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
@@ -213,18 +210,22 @@ class UsageReport(ModelAdminBase):
         except ValueError:
             months = DEFAULT_MONTHS
         months = min(max(months, 1), MAX_MONTHS)
-        this_month = timezone.localdate().replace(day=1)
+        this_month = month_of(timezone.now())
         first = add_months(this_month, -(months - 1))
-        usage = monthly_usage(
-            month_start(first),
-            month_start(add_months(this_month, 1)),
-            using=router.db_for_read(Session),
-        )
+        usage = monthly_usage(first, add_months(this_month, 1), using=router.db_for_read(Session))
         if request.GET.get("format") == "csv":
-            header = ("month", "meetings", "meeting_minutes", "sessions", "active_users")
+            header = (
+                "month",
+                "workspace",
+                "meetings",
+                "meeting_minutes",
+                "sessions",
+                "active_users",
+            )
             rows = [
                 (
                     u.month.strftime("%Y-%m"),
+                    u.workspace,
                     u.meetings,
                     u.meeting_minutes,
                     u.sessions,
@@ -233,6 +234,8 @@ class UsageReport(ModelAdminBase):
                 for u in usage
             ]
             return csv_response("pagecall-usage.csv", header, rows)
+        from .rooms import several_workspaces  # that module imports this one
+
         context = {
             **self.admin_site.each_context(request),
             "title": _("Usage report"),
@@ -240,6 +243,7 @@ class UsageReport(ModelAdminBase):
             "usage": usage,
             "months": months,
             "first": first,
+            "several_workspaces": several_workspaces(),
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/django_pagecall/session/usage.html", context)

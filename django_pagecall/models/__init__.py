@@ -8,14 +8,17 @@ submodules are an internal split.
 from .pending_actions import PendingAction
 from .rooms import DeletedRoom, Member, MemberType, PagecallUser, Room, RoomType, SyncState
 from .sessions import Session, SessionQuerySet
+from .usage import ActiveUser, MonthlyUsage
 from .webhooks import DeliveryResult, DeliveryState, WebhookDelivery
 
 __all__ = [
+    "ActiveUser",
     "DeletedRoom",
     "DeliveryResult",
     "DeliveryState",
     "Member",
     "MemberType",
+    "MonthlyUsage",
     "PagecallUser",
     "PendingAction",
     "Room",

@@ -55,6 +55,8 @@ SYNC_FIELDS = frozenset(
         "is_blocked",
         "terminate_requested",
         "meeting_started_at",
+        "meetings_counted",
+        "meetings_counted_at",
         *MIRRORED_FIELDS,
     }
 )
@@ -283,6 +285,10 @@ class Room(SyncFields):
         _("in a meeting since"), null=True, blank=True, editable=False
     )
 
+    # The room's meetings as the monthly usage counts them: {"YYYY-MM-01": [meetings, seconds]}.
+    meetings_counted = models.JSONField(default=dict, blank=True, editable=False)
+    meetings_counted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -294,7 +300,9 @@ class Room(SyncFields):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [
-            models.Index(fields=["sync_state", "lease_until"], name="pagecall_room_sync_idx")
+            models.Index(fields=["sync_state", "lease_until"], name="pagecall_room_sync_idx"),
+            # The usage report's meetings going on.
+            models.Index(fields=["meeting_started_at"], name="pagecall_room_meeting_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

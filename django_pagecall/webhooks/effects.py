@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from .. import signals
 from ..models import Member, Room, Session, WebhookDelivery
+from ..usage import NOT_STORED, Counted, count_session, recount_meetings
 from .serializers import SESSION_JOINED, Event, WebhookEvent
 
 
@@ -34,12 +35,14 @@ def apply_event(room: Room, event: WebhookEvent, using: str) -> Session | None:
 
     Call it in a transaction that holds the room from :func:`locked_room`. Each action owns one
     column, written only when it is empty or older than the event; the counters are snapshots,
-    kept from the newest event that changed a session. A session never moves between rooms:
+    kept from the newest event that changed a session, and the month's usage counts the session
+    (:mod:`~django_pagecall.usage`). A session never moves between rooms:
     an event for a session of another room raises :class:`SessionOfAnotherRoom` before any write.
     """
     column = "joined_at" if event.action == SESSION_JOINED else "left_at"
     sessions = Session.objects.using(using)
     session = sessions.filter(session_id=event.session_id).first()
+    before = NOT_STORED if session is None else Counted(session.joined_at, session.user_id)
     if session is None:
         session = sessions.create(
             room=room,
@@ -71,6 +74,7 @@ def apply_event(room: Room, event: WebhookEvent, using: str) -> Session | None:
         sessions.filter(pk=session.pk).update(**changes)
         for name, value in changes.items():
             setattr(session, name, value)
+    count_session(room.workspace, before, Counted(session.joined_at, session.user_id), using)
     if room.counters_at is None or room.counters_at <= event.timestamp:
         # Between events of the same millisecond the later arrival wins.
         room.sessions_count = event.sessions_count
@@ -99,7 +103,8 @@ def member_of(room: Room, event: WebhookEvent, using: str) -> Member | None:
 
 def record(room: Room, event: WebhookEvent, using: str) -> Session | None:
     """:func:`apply_event`, then the room's meeting, and their signals once the transaction
-    commits: ``meeting_started``, the session's signal, ``meeting_ended``, in that order."""
+    commits: ``meeting_started``, the session's signal, ``meeting_ended``, in that order. With
+    no meeting going on, the monthly usage recounts the room's meetings."""
     session = apply_event(room, event, using)
     if session is None:
         return None
@@ -113,6 +118,8 @@ def record(room: Room, event: WebhookEvent, using: str) -> Session | None:
             signals.meeting_ended, using, room=room, started_at=ended[0], ended_at=ended[1]
         )
         refresh_on_commit(room, using)
+    if room.meeting_started_at is None:
+        recount_meetings(room, using)
     return session
 
 

@@ -11,12 +11,16 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from django.db import transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from .. import remote
 from ..client import get_client
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session
+from ..usage import NOT_STORED, Counted, count_session, recount_meetings
+from .effects import locked_room
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +50,36 @@ def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
     listed = get_client(room.workspace).list_room_sessions(room.pagecall_id)
     if not listed:
         return 0, 0
+    with transaction.atomic(using=using):
+        # The room's lock, as webhooks take it: what is read below stays true until the commit.
+        locked = locked_room(room.pk, using)
+        if locked is None:
+            return 0, 0
+        created, updated = fill_in(locked, listed, using)
+        if (created or updated) and locked.meeting_started_at is None:
+            recount_meetings(locked, using)
+    if created or updated:
+        logger.info(
+            "Room %s: %s session(s) added and %s completed from Pagecall's list",
+            room.pk,
+            created,
+            updated,
+        )
+    return created, updated
+
+
+def fill_in(room: Room, listed: list[remote.Session], using: str) -> tuple[int, int]:
+    """Create the sessions Pagecall lists that the site lacks and fill in empty times, counting
+    each join in the month's usage; (created, updated)."""
     sessions = Session.objects.using(using)
     known = {s.session_id: s for s in sessions.filter(session_id__in=[r.id for r in listed])}
     members = _members_by_key(room, listed, using)
     missing = [r for r in listed if r.id not in known]
     created = 0
     if missing:
-        # ignore_conflicts: a webhook may insert the same session meanwhile; it wins.
-        sessions.bulk_create(
-            [_new_session(room, r, members) for r in missing], ignore_conflicts=True
-        )
+        # No webhook of the room can insert one meanwhile: they wait for the room's lock.
+        for new in sessions.bulk_create([_new_session(room, r, members) for r in missing]):
+            count_session(room.workspace, NOT_STORED, Counted(new.joined_at, new.user_id), using)
         created = len(missing)
     updated = 0
     for r in listed:
@@ -70,19 +94,14 @@ def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
                 room.pk,
             )
             continue
-        # Only empty columns, each with its own condition, so a concurrent webhook is never undone.
+        # Only empty columns: what a webhook wrote is never undone.
         for column, value in (("joined_at", r.connected_at), ("left_at", r.disconnected_at)):
             if value is not None and getattr(local, column) is None:
-                updated += sessions.filter(pk=local.pk, **{f"{column}__isnull": True}).update(
-                    **{column: value}
-                )
-    if created or updated:
-        logger.info(
-            "Room %s: %s session(s) added and %s completed from Pagecall's list",
-            room.pk,
-            created,
-            updated,
-        )
+                changes = {column: value, "updated_at": timezone.now()}
+                updated += sessions.filter(pk=local.pk).update(**changes)
+                if column == "joined_at":
+                    stored = Counted(value, local.user_id)
+                    count_session(room.workspace, stored._replace(joined_at=None), stored, using)
     return created, updated
 
 
