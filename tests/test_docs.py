@@ -218,6 +218,18 @@ def test_quickstart_shows_every_file_of_the_site() -> None:
     assert set(quickstart_files()) == QUICKSTART_FILES
 
 
+def test_quickstart_settings_point_at_the_emulator_and_its_meeting_page() -> None:
+    from django_pagecall.emulator.server import DEFAULT_API_KEY
+
+    namespace: dict[str, Any] = {}
+    exec(quickstart_files()["mysite/settings.py"], namespace)  # noqa: S102 (the page's own)
+    pagecall = namespace["PAGECALL"]
+    assert pagecall["API_KEY"] == DEFAULT_API_KEY
+    assert pagecall["API_URL"] == "http://127.0.0.1:8790/v1"
+    # The admin's join and replay buttons then open the emulator's meeting page, not Pagecall's.
+    assert pagecall["APP_URL"] == "http://127.0.0.1:8790"
+
+
 def run_python(*args: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     # The new site must stand on its own: no test settings, no checkout on the path.
     env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "PYTHONPATH"}}
