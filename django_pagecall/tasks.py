@@ -89,10 +89,19 @@ def refresh_room(self: Task[Any, Any], room_pk: int, using: str = "default") -> 
     _retrying(self, refresh, room_pk, using)
 
 
+@shared_task(name="django_pagecall.tasks.count_usage", ignore_result=True)
+def count_usage(room_pk: int, using: str = "default") -> None:
+    """Count a room's sessions and meetings in the monthly usage: queued when a meeting ends."""
+    from .usage import count_room
+
+    count_room(room_pk, using)
+
+
 @shared_task(name="django_pagecall.tasks.sync", ignore_result=True)
 def sync(using: str | None = None, workspace: str | None = None) -> dict[str, int]:
-    """The periodic sweep: send every room and member that is pending or stuck, then delete
-    the processed webhook deliveries older than ``DELIVERY_RETENTION_DAYS``.
+    """The periodic sweep: send every room and member that is pending or stuck, count the
+    usage of rooms whose sessions changed with no meeting going on, then delete the processed
+    webhook deliveries older than ``DELIVERY_RETENTION_DAYS``.
 
     Schedule it with Celery beat (one beat only), e.g. every minute. It sweeps every database
     alias the app's tables are migrated on (``using``: that alias only), and returns how many
@@ -101,6 +110,7 @@ def sync(using: str | None = None, workspace: str | None = None) -> dict[str, in
     of that workspace only (default: every room).
     """
     from .sync.sweep import aliases
+    from .usage import count_stale
     from .webhooks.retention import prune_deliveries
 
     total = syncing.SweepResult()
@@ -115,6 +125,9 @@ def sync(using: str | None = None, workspace: str | None = None) -> dict[str, in
             result.retry,
         )
         total.add(result)
+        counted = count_stale(alias)
+        if counted:
+            logger.info("Pagecall sync of %r: counted the usage of %s room(s)", alias, counted)
         pruned += prune_deliveries(alias)
     if pruned:
         logger.info("Pagecall sync: deleted %s old webhook deliveries", pruned)

@@ -1,33 +1,27 @@
-"""Monthly usage: counted as sessions join and meetings end, read a row per workspace and month
-(docs/meetings.md#usage). :func:`count_session` and :func:`recount_meetings` run in the
-transaction that stores what they count, under the room's lock."""
+"""Monthly usage per workspace: the sessions that joined, their distinct users and the meetings
+that started in each month, counted from a room's sessions once its meeting has ended and read a
+row per month (docs/meetings.md#usage). :func:`count_room` is the one place that counts."""
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 if TYPE_CHECKING:
     from .models import Room
 
-
-class Counted(NamedTuple):
-    """What usage counts of a session: its join, and its Pagecall user id."""
-
-    joined_at: datetime | None
-    user_id: str
-
-
-NOT_STORED = Counted(None, "")
-#: A room's sessions written this long before its meetings were last counted are counted again:
-#: the clocks of the site's servers may differ.
-CLOCK_MARGIN = timedelta(minutes=5)
+#: A room's sessions written this long before it was last counted are looked at again: the
+#: clocks of the site's servers may differ.
+CLOCK_MARGIN: Final = timedelta(minutes=5)
+#: Rooms the periodic sweep counts per pass.
+SWEEP_LIMIT: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,64 +42,6 @@ def month_of(moment: datetime) -> date:
     return date(local.year, local.month, 1)
 
 
-def count_session(workspace: str, before: Counted, after: Counted, using: str) -> None:
-    """Count a session in the month of the first join stored for it, and its user among that
-    month's active users once both are known; ``before`` and ``after`` are its stored values."""
-    if after.joined_at is None:
-        return
-    month = month_of(before.joined_at or after.joined_at)
-    first_join = before.joined_at is None
-    new_user = bool(after.user_id) and (first_join or not before.user_id)
-    users = int(new_user and first_active(workspace, month, after.user_id, using))
-    add(workspace, month, using, sessions=int(first_join), active_users=users)
-
-
-def recount_meetings(room: Room, using: str) -> None:
-    """Bring the months of the room's meetings that changed since it was last counted in line
-    with ``room.meetings()``, unless a meeting goes on: it is counted once it has ended.
-
-    Months whose sessions did not change are left alone, so pruned sessions keep their count."""
-    from .meetings import merge
-    from .models import Session
-
-    rows = (
-        Session.objects.using(using)
-        .filter(room_id=room.pk, joined_at__isnull=False)
-        .order_by()
-        .values_list("joined_at", "left_at", "updated_at")
-    )
-    spans = [(joined, left, updated) for joined, left, updated in rows if joined is not None]
-    meetings = merge((joined, left) for joined, left, _ in spans)
-    if any(meeting.ended_at is None for meeting in meetings):
-        return
-    since = room.meetings_counted_at and room.meetings_counted_at - CLOCK_MARGIN
-    starts = [meeting.started_at for meeting in meetings]
-    months: set[date] = set()
-    for joined, left, updated in spans:
-        if since is None or updated >= since:
-            # It lies in the last meeting that started at or before its join.
-            index = bisect_right(starts, joined)
-            months.update(months_between(starts[index - 1], max(left or joined, joined)))
-    counted = dict(room.meetings_counted or {})
-    for month in months:
-        held = [meeting for meeting in meetings if month_of(meeting.started_at) == month]
-        now = [len(held), sum(meeting.seconds() for meeting in held)]
-        before = counted.get(month.isoformat(), [0, 0])
-        if now != before:
-            add(
-                room.workspace,
-                month,
-                using,
-                meetings=now[0] - before[0],
-                meeting_seconds=now[1] - before[1],
-            )
-            counted[month.isoformat()] = now
-    room.meetings_counted, room.meetings_counted_at = counted, timezone.now()
-    type(room).objects.using(using).filter(pk=room.pk).update(
-        meetings_counted=counted, meetings_counted_at=room.meetings_counted_at
-    )
-
-
 def months_between(first: datetime, last: datetime) -> list[date]:
     """The months from the one of ``first`` to the one of ``last``, both included."""
     month, end = month_of(first), month_of(last)
@@ -116,35 +52,110 @@ def months_between(first: datetime, last: datetime) -> list[date]:
     return months
 
 
-def first_active(workspace: str, month: date, user_id: str, using: str) -> bool:
-    """Record ``user_id`` as active in the month; whether it was not yet."""
-    from .models import ActiveUser
+def count_room(room_pk: int, using: str = "default") -> bool:
+    """Count what changed in the room's sessions since it was last counted; whether it did.
 
-    users = ActiveUser.objects.using(using)
-    if users.filter(workspace=workspace, month=month, user_id=user_id).exists():
+    It runs under the room's lock, which webhooks take too, and only when no meeting of the
+    room goes on: a meeting is counted once, when it has ended."""
+    from .webhooks.effects import locked_room
+
+    with transaction.atomic(using=using):
+        room = locked_room(room_pk, using)
+        if room is None or not room.usage_stale or room.meeting_started_at is not None:
+            return False
+        return recount(room, using)
+
+
+def recount(room: Room, using: str) -> bool:
+    """Bring the months of ``room``'s changed sessions in line with its sessions and with
+    ``room.meetings()``. Other months are left alone, so pruned sessions keep their count."""
+    from .meetings import merge
+    from .models import Session
+
+    rows = [
+        (joined, left, user_id, updated)
+        for joined, left, user_id, updated in Session.objects.using(using)
+        .filter(room_id=room.pk, joined_at__isnull=False)
+        .order_by()
+        .values_list("joined_at", "left_at", "user_id", "updated_at")
+        if joined is not None
+    ]
+    meetings = merge((joined, left) for joined, left, _, _ in rows)
+    if any(meeting.ended_at is None for meeting in meetings):
         return False
-    try:
-        with transaction.atomic(using=using):  # a savepoint: a concurrent insert wins cleanly
-            users.create(workspace=workspace, month=month, user_id=user_id)
-    except IntegrityError:
-        return False
+    since = room.usage_counted_at and room.usage_counted_at - CLOCK_MARGIN
+    starts = [meeting.started_at for meeting in meetings]
+    months: set[date] = set()
+    for joined, left, _, updated in rows:
+        if since is None or updated >= since:
+            # It lies in the last meeting that started at or before its join.
+            start = starts[bisect_right(starts, joined) - 1]
+            months.update(months_between(start, max(left or joined, joined)))
+    counted = dict(room.usage_counted or {})
+    for month in sorted(months):  # in order: two counts lock the months' rows alike
+        joined_in = [user_id for joined, _, user_id, _ in rows if month_of(joined) == month]
+        held = [meeting for meeting in meetings if month_of(meeting.started_at) == month]
+        now = [len(joined_in), len(held), sum(meeting.seconds() for meeting in held)]
+        before = counted.get(month.isoformat(), [0, 0, 0])
+        if now == before == [0, 0, 0]:  # a month the room's sessions only run into
+            continue
+        changes = [after - earlier for after, earlier in zip(now, before, strict=True)]
+        count_month(room.workspace, month, changes, {u for u in joined_in if u}, using)
+        counted[month.isoformat()] = now
+    type(room).objects.using(using).filter(pk=room.pk).update(
+        usage_counted=counted, usage_counted_at=timezone.now(), usage_stale=False
+    )
     return True
 
 
-def add(workspace: str, month: date, using: str, **increments: int) -> None:
-    """Add ``increments`` to the month's counters, creating its row the first time."""
-    from .models import MonthlyUsage
+def count_month(
+    workspace: str, month: date, changes: list[int], users: set[str], using: str
+) -> None:
+    """Add ``changes`` (sessions, meetings, meeting seconds) to the month's row, and ``users``
+    not yet active in the month to its active users, under the row's lock."""
+    from .models import ActiveUser, MonthlyUsage
 
-    changes = {name: F(name) + value for name, value in increments.items() if value}
-    if not changes:
-        return
     row = MonthlyUsage.objects.using(using).filter(workspace=workspace, month=month)
-    if not row.update(**changes):
-        # ignore_conflicts: a concurrent first count of the month inserts the same row.
+    if not locked(row):
+        # ignore_conflicts: another room's first count of the month inserts the same row.
         MonthlyUsage.objects.using(using).bulk_create(
             [MonthlyUsage(workspace=workspace, month=month)], ignore_conflicts=True
         )
-        row.update(**changes)
+        locked(row)
+    known = ActiveUser.objects.using(using).filter(
+        workspace=workspace, month=month, user_id__in=users
+    )
+    new_users = sorted(users - set(known.values_list("user_id", flat=True))) if users else []
+    ActiveUser.objects.using(using).bulk_create(
+        ActiveUser(workspace=workspace, month=month, user_id=user_id) for user_id in new_users
+    )
+    sessions, meetings, seconds = changes
+    if sessions or meetings or seconds or new_users:
+        row.update(
+            sessions=F("sessions") + sessions,
+            meetings=F("meetings") + meetings,
+            meeting_seconds=F("meeting_seconds") + seconds,
+            active_users=F("active_users") + len(new_users),
+        )
+
+
+def locked(rows: QuerySet[Any]) -> bool:
+    """Lock ``rows`` until the transaction ends; whether there were any."""
+    return bool(list(rows.select_for_update().values_list("pk", flat=True)))
+
+
+def count_stale(using: str = "default", limit: int = SWEEP_LIMIT) -> int:
+    """Count the rooms whose sessions changed with no meeting going on (a count the webhooks
+    did not queue, or whose task was lost); how many were counted."""
+    from .models import Room
+
+    stale = (
+        Room.objects.using(using)
+        .filter(usage_stale=True, meeting_started_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return sum(count_room(pk, using) for pk in list(stale))
 
 
 def monthly_usage(
@@ -156,11 +167,14 @@ def monthly_usage(
     from .models import MonthlyUsage, Room
 
     now = now or timezone.now()
-    rows = {
-        (row.month, row.workspace): row
-        for row in MonthlyUsage.objects.using(using).filter(month__gte=first, month__lt=end)
-    }
-    ongoing: dict[tuple[date, str], list[int]] = {}
+    figures: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for row in MonthlyUsage.objects.using(using).filter(month__gte=first, month__lt=end):
+        figures[row.month, row.workspace] = [
+            row.meetings,
+            row.meeting_seconds,
+            row.sessions,
+            row.active_users,
+        ]
     going_on = (
         Room.objects.using(using)
         .filter(meeting_started_at__isnull=False, meeting_started_at__lt=now)
@@ -169,23 +183,18 @@ def monthly_usage(
     )
     for workspace, started_at in going_on:
         assert started_at is not None  # filtered on it
-        key = (month_of(started_at), workspace)
-        if first <= key[0] < end:
-            figures = ongoing.setdefault(key, [0, 0])
-            figures[0] += 1
-            figures[1] += int((now - started_at).total_seconds())
-    usage = []
-    for key in sorted(rows.keys() | ongoing.keys()):
-        row = rows.get(key)
-        meetings, seconds = ongoing.get(key, [0, 0])
-        usage.append(
-            MonthUsage(
-                month=key[0],
-                workspace=key[1],
-                meetings=meetings + (row.meetings if row else 0),
-                meeting_minutes=round((seconds + (row.meeting_seconds if row else 0)) / 60),
-                sessions=row.sessions if row else 0,
-                active_users=row.active_users if row else 0,
-            )
+        if first <= month_of(started_at) < end:
+            ongoing = figures[month_of(started_at), workspace]
+            ongoing[0] += 1
+            ongoing[1] += int((now - started_at).total_seconds())
+    return [
+        MonthUsage(
+            month=month,
+            workspace=workspace,
+            meetings=meetings,
+            meeting_minutes=round(seconds / 60),
+            sessions=sessions,
+            active_users=users,
         )
-    return usage
+        for (month, workspace), (meetings, seconds, sessions, users) in sorted(figures.items())
+    ]

@@ -135,12 +135,19 @@ def test_reports_of_sessions_made_by_the_emulator(
 ) -> None:
     room = make_room(pagecall_emulator)
     alice = room.join("alice")
-    for body in (alice, room.join("bob"), room.leave(alice["payload"]["sessionId"])):
+    bob = room.join("bob")
+    for body in (alice, bob, room.leave(alice["payload"]["sessionId"])):
         assert post(admin_client, body, room.headers).status_code == 200
     rows = read_csv(admin_client.get(f"{ROOMS}{room.room.pk}/attendance.csv"))
     assert sorted(r[0] for r in rows[1:]) == ["alice", "bob"]
     usage = read_csv(admin_client.get(USAGE, {"format": "csv"}))
     assert usage[-1][1:3] == ["default", "1"]  # bob is still in: the meeting goes on
+    assert usage[-1][4:] == ["0", "0"]  # its sessions count once it has ended
+    assert (
+        post(admin_client, room.leave(bob["payload"]["sessionId"]), room.headers).status_code == 200
+    )
+    usage = read_csv(admin_client.get(USAGE, {"format": "csv"}))
+    assert usage[-1][1:3] == ["default", "1"]
     assert usage[-1][4:] == ["2", "2"]
 
 

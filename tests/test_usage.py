@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import ActiveUser, MonthlyUsage, Room, Session
-from django_pagecall.usage import month_of
+from django_pagecall.usage import count_stale, month_of, monthly_usage
 from django_pagecall.webhooks import reconcile_sessions
 from tests.test_meetings import PROPERTY, Stay, reference_meetings, stays_strategy
 from tests.test_webhook_support import PagecallRoom, make_room, post, requires_server
@@ -69,9 +69,13 @@ def events_of(room: PagecallRoom, stays: list[Stay], base: datetime) -> list[Any
 
 
 def counters() -> dict[date, tuple[int, int, int, int]]:
+    """The default workspace's stored figures: sessions, users, meetings and their seconds."""
+    rows = {r.month: r for r in MonthlyUsage.objects.filter(workspace="default")}
+    for month, row in rows.items():  # the counter is the number of users recorded
+        assert row.active_users == ActiveUser.objects.filter(month=month).count()
     return {
-        row.month: (row.sessions, row.active_users, row.meetings, row.meeting_seconds)
-        for row in MonthlyUsage.objects.filter(workspace="default")
+        month: (row.sessions, row.active_users, row.meetings, row.meeting_seconds)
+        for month, row in rows.items()
     }
 
 
@@ -83,8 +87,8 @@ def start_afresh() -> None:
 
 
 def reference(stays: list[Stay]) -> dict[date, tuple[int, ...]]:
-    """Sessions and distinct users by the month of each join; once every stay has left, the
-    meetings of the plain reference, by the month of their start."""
+    """Sessions and distinct users by the month of each join, and the meetings of the plain
+    reference by the month of their start (every stay has left)."""
     sessions: dict[date, int] = defaultdict(int)
     users: dict[date, set[str]] = defaultdict(set)
     for stay in stays:
@@ -92,12 +96,11 @@ def reference(stays: list[Stay]) -> dict[date, tuple[int, ...]]:
         sessions[month] += 1
         users[month].add(stay.user)
     meetings: dict[date, list[int]] = defaultdict(lambda: [0, 0])
-    if all(stay.left is not None for stay in stays):
-        for start, end in reference_meetings(stays):
-            assert end is not None
-            figures = meetings[month_of(EDGE + timedelta(seconds=start))]
-            figures[0] += 1
-            figures[1] += end - start
+    for start, end in reference_meetings(stays):
+        assert end is not None
+        figures = meetings[month_of(EDGE + timedelta(seconds=start))]
+        figures[0] += 1
+        figures[1] += end - start
     return {
         month: (sessions[month], len(users[month]), *meetings.get(month, [0, 0]))
         for month in sessions.keys() | meetings.keys()
@@ -106,7 +109,7 @@ def reference(stays: list[Stay]) -> dict[date, tuple[int, ...]]:
 
 @PROPERTY
 @given(stays=stays_strategy, seed=st.integers(0, 2**32 - 1), duplicates=st.integers(0, 4))
-def test_counters_match_a_reference_whatever_the_order(
+def test_counts_match_a_reference_whatever_the_order(
     pagecall_emulator: Emulator,
     client: Client,
     stays: list[Stay],
@@ -116,17 +119,19 @@ def test_counters_match_a_reference_whatever_the_order(
     start_afresh()
     room = make_room(pagecall_emulator, name=f"Room {next(counter)}")
     shuffler = random.Random(seed)
-    bodies = events_of(room, stays, EDGE)
+    # The stays still open leave last, after everything else has arrived in any order.
+    ended = [Stay(s.user, s.joined, s.joined + 200 if s.left is None else s.left) for s in stays]
+    bodies = events_of(room, ended, EDGE)
+    last = [b for b, s in zip(bodies[1::2], stays, strict=False) if s.left is None]
+    bodies = [b for b in bodies if b not in last]
     bodies += [shuffler.choice(bodies) for _ in range(duplicates)]
     shuffler.shuffle(bodies)
-    for sent in bodies:
+    for sent in bodies + last:
         assert post(client, sent, room.headers).status_code == 200
 
-    expected = reference(stays)
-    if any(stay.left is None for stay in stays):  # a meeting goes on: counted once it ends
-        assert {m: c[:2] for m, c in counters().items()} == {m: e[:2] for m, e in expected.items()}
-    else:
-        assert counters() == expected
+    count_stale()  # the periodic sweep: late events after the last meeting ended
+    assert counters() == reference(ended)
+    assert not Room.objects.get(pk=room.room.pk).usage_stale
 
 
 def test_the_usage_report_per_month_and_workspace(
@@ -157,7 +162,8 @@ def test_the_usage_report_per_month_and_workspace(
         ["month", "workspace", "meetings", "meeting_minutes", "sessions", "active_users"],
         [last_month.strftime("%Y-%m"), "default", "1", "60", "3", "2"],
         [last_month.strftime("%Y-%m"), "school", "1", "30", "1", "1"],
-        [this_month.strftime("%Y-%m"), "default", "1", "10", "1", "1"],
+        # carol's meeting goes on: its time so far; its sessions count once it has ended
+        [this_month.strftime("%Y-%m"), "default", "1", "10", "0", "0"],
     ]
     only_this = admin_client.get(USAGE, {"format": "csv", "months": "1"}).content.decode()
     assert last_month.strftime("%Y-%m") not in only_this
@@ -176,56 +182,67 @@ def test_pruning_sessions_keeps_the_usage(pagecall_emulator: Emulator, client: C
     month = month_of(long_ago)
     before = counters()
     assert before[month] == (2, 2, 1, 600)
+    assert monthly_usage(month, APRIL.replace(year=2100))[0].sessions == 2
 
     call_command("pagecall_prune", "--sessions", "30", stdout=io.StringIO())
     assert not Session.objects.exists()
     assert counters() == before
+    # A later meeting of the room counts its own month and leaves the pruned one alone.
+    for sent in events_of(room, [Stay("carol", 0, 60)], timezone.now() - timedelta(minutes=5)):
+        assert post(client, sent, room.headers).status_code == 200
+    assert counters()[month] == before[month]
+    assert counters()[month_of(timezone.now())][:3] == (1, 1, 1)
 
 
 def test_reconciled_sessions_are_counted_once(pagecall_emulator: Emulator, client: Client) -> None:
     room = make_room(pagecall_emulator)
-    held = room.join("alice")  # Pagecall has the session; its webhook has not arrived
+    joined = room.join("alice")  # Pagecall has the session; its webhooks have not arrived
+    left = room.leave(joined["payload"]["sessionId"])
     assert reconcile_sessions().created == 1
     month = month_of(timezone.now())
-    assert counters()[month][:2] == (1, 1)
-    assert post(client, held, room.headers).status_code == 200
-    assert counters()[month][:2] == (1, 1)
+    assert counters()[month][:3] == (1, 1, 1)
+    for held in (joined, left):
+        assert post(client, held, room.headers).status_code == 200
+    count_stale()
+    assert counters()[month][:3] == (1, 1, 1)
 
 
 def test_first_counts_of_a_month_at_once_from_several_rooms(
-    pagecall_emulator: Emulator,
+    pagecall_emulator: Emulator, client: Client
 ) -> None:
     requires_server("concurrent transactions")
     rooms = [make_room(pagecall_emulator, name=f"Room {i}") for i in range(4)]
     rounds = 3
     for n in range(rounds):
         moment = datetime(2025, 1 + n, 1, 0, 0, tzinfo=UTC)  # a month without a row yet
-        bodies = [
-            (room, event(room, "sessionJoined", f"c-{n}-{i}", "same-user", moment))
-            for i, room in enumerate(rooms)
-        ]
-        ready = threading.Barrier(len(bodies))
+        leaves = []
+        for i, room in enumerate(rooms):
+            stay = events_of(room, [Stay("same-user", 0, 60 + i)], moment)
+            assert post(client, stay[0], room.headers).status_code == 200
+            leaves.append((room, stay[1]))
+        ready = threading.Barrier(len(leaves))
         answers: list[int] = []
 
         def deliver(
             room: PagecallRoom, body: Any, ready: threading.Barrier, answers: list[int]
         ) -> None:
             try:
-                ready.wait()
+                ready.wait()  # each leave ends its room's meeting, which counts it
                 answers.append(post(Client(), body, room.headers).status_code)
             finally:
                 connections.close_all()
 
         threads = [
-            threading.Thread(target=deliver, args=(*pair, ready, answers)) for pair in bodies
+            threading.Thread(target=deliver, args=(*pair, ready, answers)) for pair in leaves
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert answers == [200] * len(bodies)
+        assert answers == [200] * len(leaves)
     months = counters()
-    assert [months[date(2025, 1 + n, 1)][:2] for n in range(rounds)] == [(4, 1)] * rounds
+    expected = (4, 1, 4, 60 + 61 + 62 + 63)
+    assert [months[date(2025, 1 + n, 1)] for n in range(rounds)] == [expected] * rounds
     assert connection.vendor in ("postgresql", "mysql")
 
 

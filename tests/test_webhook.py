@@ -524,9 +524,11 @@ def test_the_signal_carries_the_session_and_room_as_stored(
     last_session, last_room = last["session"], last["room"]
     for field in Session._meta.concrete_fields:
         assert getattr(last_session, field.attname) == getattr(stored_session, field.attname)
-    # Alice's leave ended the meeting: the room was then read back from Pagecall, after the signal.
+    # Alice's leave ended the meeting: the room's usage was then counted and the room read back
+    # from Pagecall, after the signal.
     refreshed = {"application_id", "layout", "thumbnail_url", "meeting_time", "started_at"}
     refreshed |= {"terminated_at", "pagecall_created_at", "pagecall_updated_at"}
+    refreshed |= {"usage_counted", "usage_counted_at", "usage_stale"}
     assert stored_room.pagecall_created_at is not None
     for field in Room._meta.concrete_fields:
         if field.attname not in refreshed:

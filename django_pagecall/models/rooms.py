@@ -55,8 +55,9 @@ SYNC_FIELDS = frozenset(
         "is_blocked",
         "terminate_requested",
         "meeting_started_at",
-        "meetings_counted",
-        "meetings_counted_at",
+        "usage_counted",
+        "usage_counted_at",
+        "usage_stale",
         *MIRRORED_FIELDS,
     }
 )
@@ -285,9 +286,11 @@ class Room(SyncFields):
         _("in a meeting since"), null=True, blank=True, editable=False
     )
 
-    # The room's meetings as the monthly usage counts them: {"YYYY-MM-01": [meetings, seconds]}.
-    meetings_counted = models.JSONField(default=dict, blank=True, editable=False)
-    meetings_counted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The room's share of the monthly usage, {"YYYY-MM-01": [sessions, meetings, seconds]}, as
+    # counted at usage_counted_at; usage_stale: a session changed since (usage.count_room).
+    usage_counted = models.JSONField(default=dict, blank=True, editable=False)
+    usage_counted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    usage_stale = models.BooleanField(default=False, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -301,8 +304,9 @@ class Room(SyncFields):
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["sync_state", "lease_until"], name="pagecall_room_sync_idx"),
-            # The usage report's meetings going on.
+            # The usage report's meetings going on, and the rooms the sweep counts.
             models.Index(fields=["meeting_started_at"], name="pagecall_room_meeting_idx"),
+            models.Index(fields=["usage_stale"], name="pagecall_room_usage_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -1,6 +1,5 @@
-"""Monthly usage kept as counters per workspace and month, written in the same transaction as
-the sessions and meetings they count, so reports read a row per month and pruning sessions
-leaves the figures right (docs/meetings.md#usage)."""
+"""Monthly usage kept per workspace and month, counted from the sessions (``usage.count_room``),
+so that reports read a row per month and pruned sessions keep their count (docs/meetings.md)."""
 
 from __future__ import annotations
 

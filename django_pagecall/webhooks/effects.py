@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from .. import signals
 from ..models import Member, Room, Session, WebhookDelivery
-from ..usage import NOT_STORED, Counted, count_session, recount_meetings
 from .serializers import SESSION_JOINED, Event, WebhookEvent
 
 
@@ -35,14 +34,13 @@ def apply_event(room: Room, event: WebhookEvent, using: str) -> Session | None:
 
     Call it in a transaction that holds the room from :func:`locked_room`. Each action owns one
     column, written only when it is empty or older than the event; the counters are snapshots,
-    kept from the newest event that changed a session, and the month's usage counts the session
+    kept from the newest event that changed a session, and the room's usage is marked stale
     (:mod:`~django_pagecall.usage`). A session never moves between rooms:
     an event for a session of another room raises :class:`SessionOfAnotherRoom` before any write.
     """
     column = "joined_at" if event.action == SESSION_JOINED else "left_at"
     sessions = Session.objects.using(using)
     session = sessions.filter(session_id=event.session_id).first()
-    before = NOT_STORED if session is None else Counted(session.joined_at, session.user_id)
     if session is None:
         session = sessions.create(
             room=room,
@@ -74,17 +72,21 @@ def apply_event(room: Room, event: WebhookEvent, using: str) -> Session | None:
         sessions.filter(pk=session.pk).update(**changes)
         for name, value in changes.items():
             setattr(session, name, value)
-    count_session(room.workspace, before, Counted(session.joined_at, session.user_id), using)
     if room.counters_at is None or room.counters_at <= event.timestamp:
         # Between events of the same millisecond the later arrival wins.
         room.sessions_count = event.sessions_count
         room.members_count = event.members_count
         room.counters_at = event.timestamp
+        room.usage_stale = True
         Room.objects.using(using).filter(pk=room.pk).update(
             sessions_count=room.sessions_count,
             members_count=room.members_count,
             counters_at=room.counters_at,
+            usage_stale=True,
         )
+    elif not room.usage_stale:
+        room.usage_stale = True
+        Room.objects.using(using).filter(pk=room.pk).update(usage_stale=True)
     return session
 
 
@@ -103,8 +105,7 @@ def member_of(room: Room, event: WebhookEvent, using: str) -> Member | None:
 
 def record(room: Room, event: WebhookEvent, using: str) -> Session | None:
     """:func:`apply_event`, then the room's meeting, and their signals once the transaction
-    commits: ``meeting_started``, the session's signal, ``meeting_ended``, in that order. With
-    no meeting going on, the monthly usage recounts the room's meetings."""
+    commits: ``meeting_started``, the session's signal, ``meeting_ended``, in that order."""
     session = apply_event(room, event, using)
     if session is None:
         return None
@@ -118,16 +119,16 @@ def record(room: Room, event: WebhookEvent, using: str) -> Session | None:
             signals.meeting_ended, using, room=room, started_at=ended[0], ended_at=ended[1]
         )
         refresh_on_commit(room, using)
-    if room.meeting_started_at is None:
-        recount_meetings(room, using)
     return session
 
 
 def refresh_on_commit(room: Room, using: str) -> None:
-    """Queue the room's refresh from Pagecall (its meeting time, its end) after the commit."""
+    """After the commit, queue the count of the room's usage and its refresh from Pagecall (its
+    meeting time, its end)."""
     from .. import tasks
     from ..sync.scheduling import enqueue_on_commit
 
+    enqueue_on_commit(using, tasks.count_usage, room.pk, using)
     enqueue_on_commit(using, tasks.refresh_room, room.pk, using)
 
 

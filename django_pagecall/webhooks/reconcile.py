@@ -19,7 +19,7 @@ from .. import remote
 from ..client import get_client
 from ..exceptions import PagecallError
 from ..models import Member, Room, Session
-from ..usage import NOT_STORED, Counted, count_session, recount_meetings
+from ..usage import count_room
 from .effects import locked_room
 
 logger = logging.getLogger(__name__)
@@ -56,8 +56,10 @@ def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
         if locked is None:
             return 0, 0
         created, updated = fill_in(locked, listed, using)
-        if (created or updated) and locked.meeting_started_at is None:
-            recount_meetings(locked, using)
+        if created or updated:
+            Room.objects.using(using).filter(pk=room.pk).update(usage_stale=True)
+    if created or updated:
+        count_room(room.pk, using)
     if created or updated:
         logger.info(
             "Room %s: %s session(s) added and %s completed from Pagecall's list",
@@ -69,8 +71,8 @@ def reconcile_room(room: Room, using: str = "default") -> tuple[int, int]:
 
 
 def fill_in(room: Room, listed: list[remote.Session], using: str) -> tuple[int, int]:
-    """Create the sessions Pagecall lists that the site lacks and fill in empty times, counting
-    each join in the month's usage; (created, updated)."""
+    """Create the sessions Pagecall lists that the site lacks and fill in empty times;
+    (created, updated)."""
     sessions = Session.objects.using(using)
     known = {s.session_id: s for s in sessions.filter(session_id__in=[r.id for r in listed])}
     members = _members_by_key(room, listed, using)
@@ -78,8 +80,7 @@ def fill_in(room: Room, listed: list[remote.Session], using: str) -> tuple[int, 
     created = 0
     if missing:
         # No webhook of the room can insert one meanwhile: they wait for the room's lock.
-        for new in sessions.bulk_create([_new_session(room, r, members) for r in missing]):
-            count_session(room.workspace, NOT_STORED, Counted(new.joined_at, new.user_id), using)
+        sessions.bulk_create([_new_session(room, r, members) for r in missing])
         created = len(missing)
     updated = 0
     for r in listed:
@@ -99,9 +100,6 @@ def fill_in(room: Room, listed: list[remote.Session], using: str) -> tuple[int, 
             if value is not None and getattr(local, column) is None:
                 changes = {column: value, "updated_at": timezone.now()}
                 updated += sessions.filter(pk=local.pk).update(**changes)
-                if column == "joined_at":
-                    stored = Counted(value, local.user_id)
-                    count_session(room.workspace, stored._replace(joined_at=None), stored, using)
     return created, updated
 
 
