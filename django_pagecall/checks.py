@@ -15,6 +15,7 @@ from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.urls import Resolver404, resolve
+from django.utils.translation import gettext, gettext_lazy
 
 from .conf import (
     BY_NAME,
@@ -34,20 +35,24 @@ MALFORMED_IDS = {
 }
 #: How to mend a malformed value of each key (keys not listed get the last one).
 MALFORMED_HINTS = {
-    "API_KEY": "Copy the key from the Pagecall workspace's settings, with nothing around it.",
-    "API_URL": 'Use "https://api.pagecall.com/v1", or the emulator\'s ("http://127.0.0.1:8790/v1").',
-    "WEBHOOK_URL": (
+    "API_KEY": gettext_lazy(
+        "Copy the key from the Pagecall workspace's settings, with nothing around it."
+    ),
+    "API_URL": gettext_lazy(
+        'Use "https://api.pagecall.com/v1", or the emulator\'s ("http://127.0.0.1:8790/v1").'
+    ),
+    "WEBHOOK_URL": gettext_lazy(
         'Set it to the absolute URL of the "pagecall:webhook" view, such as '
         '"https://site.example/pagecall/webhook/".'
     ),
-    "WORKSPACES": 'Set it to {"name": {"API_KEY": "...", "API_URL": "..."}, ...}.',
+    "WORKSPACES": gettext_lazy('Set it to {"name": {"API_KEY": "...", "API_URL": "..."}, ...}.'),
 }
-OTHER_HINT = "The Settings page of the docs says what each key takes."
+OTHER_HINT = gettext_lazy("The Settings page of the docs says what each key takes.")
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "testserver"})
 
 
 def malformed(key: str, problem: str) -> Error:
-    hint = MALFORMED_HINTS.get(key, OTHER_HINT)
+    hint = str(MALFORMED_HINTS.get(key, OTHER_HINT))
     return Error(problem, hint=hint, id=MALFORMED_IDS.get(key, "pagecall.E005"))
 
 
@@ -61,8 +66,9 @@ def check_settings(
     if not isinstance(raw, Mapping):
         return [
             Error(
-                f"{SETTING_NAME} must be a dict, not {type(raw).__name__}.",
-                hint='Set PAGECALL = {"API_KEY": "...", "WEBHOOK_URL": "https://..."}.',
+                gettext("%(setting)s must be a dict, not %(type)s.")
+                % {"setting": SETTING_NAME, "type": type(raw).__name__},
+                hint=gettext('Set PAGECALL = {"API_KEY": "...", "WEBHOOK_URL": "https://..."}.'),
                 id="pagecall.E001",
             )
         ]
@@ -71,8 +77,9 @@ def check_settings(
         if name not in BY_NAME:
             messages.append(
                 Warning(
-                    f"{setting_label(name)} is not a django-pagecall setting and is ignored.",
-                    hint="Check its spelling against the Settings page of the docs.",
+                    gettext("%(label)s is not a django-pagecall setting and is ignored.")
+                    % {"label": setting_label(name)},
+                    hint=gettext("Check its spelling against the Settings page of the docs."),
                     id="pagecall.W003",
                 )
             )
@@ -89,8 +96,9 @@ def check_settings(
     if raw.get("API_KEY") in (None, ""):
         messages.append(
             Warning(
-                f"{setting_label('API_KEY')} is not set: rooms cannot be created on Pagecall.",
-                hint="Set it to the API key from the Pagecall workspace settings.",
+                gettext("%(label)s is not set: rooms cannot be created on Pagecall.")
+                % {"label": setting_label("API_KEY")},
+                hint=gettext("Set it to the API key from the Pagecall workspace settings."),
                 id="pagecall.W001",
             )
         )
@@ -98,9 +106,12 @@ def check_settings(
     if webhook_url in (None, ""):
         messages.append(
             Warning(
-                f"{setting_label('WEBHOOK_URL')} is not set: rooms are created without a webhook, "
-                "so no session records will be kept.",
-                hint='Set it to the absolute URL of the "pagecall:webhook" view.',
+                gettext(
+                    "%(label)s is not set: rooms are created without a webhook, "
+                    "so no session records will be kept."
+                )
+                % {"label": setting_label("WEBHOOK_URL")},
+                hint=gettext('Set it to the absolute URL of the "pagecall:webhook" view.'),
                 id="pagecall.W002",
             )
         )
@@ -109,9 +120,12 @@ def check_settings(
         if parts.scheme == "http" and (parts.hostname or "") not in LOOPBACK_HOSTS:
             messages.append(
                 Warning(
-                    f"{setting_label('WEBHOOK_URL')} uses http://: the secret that authenticates "
-                    "Pagecall's calls would cross the network in clear.",
-                    hint="Use an https:// URL.",
+                    gettext(
+                        "%(label)s uses http://: the secret that authenticates "
+                        "Pagecall's calls would cross the network in clear."
+                    )
+                    % {"label": setting_label("WEBHOOK_URL")},
+                    hint=gettext("Use an https:// URL."),
                     id="pagecall.W004",
                 )
             )
@@ -136,13 +150,23 @@ def check_webhook_route(path: str) -> list[CheckMessage]:
     view_class = getattr(match.func, "view_class", None) if match is not None else None
     if isinstance(view_class, type) and issubclass(view_class, WebhookView):
         return []
-    reached = "no view" if match is None else f"the view {match.view_name!r}"
+    if match is None:
+        message = gettext(
+            "The path of %(label)s, %(path)s, leads to no view of the site's URLconf, not to "
+            "django-pagecall's webhook: every call of Pagecall would be answered 404 and no "
+            "session would be recorded."
+        )
+    else:
+        message = gettext(
+            "The path of %(label)s, %(path)s, leads to the view %(view)s of the site's URLconf, "
+            "not to django-pagecall's webhook: every call of Pagecall would be answered 404 and "
+            "no session would be recorded."
+        )
+    view = repr(match.view_name) if match is not None else ""
     return [
         Warning(
-            f"The path of {setting_label('WEBHOOK_URL')}, {url_path!r}, leads to {reached} of the "
-            "site's URLconf, not to django-pagecall's webhook: every call of Pagecall would "
-            "be answered 404 and no session would be recorded.",
-            hint=(
+            message % {"label": setting_label("WEBHOOK_URL"), "path": repr(url_path), "view": view},
+            hint=gettext(
                 'Include the app\'s URLs (path("pagecall/", include("django_pagecall.urls"))) '
                 'and set WEBHOOK_URL to the URL of the "pagecall:webhook" view, such as '
                 '"https://site.example/pagecall/webhook/".'
@@ -159,8 +183,10 @@ def check_workspace(name: str, entry: Mapping[str, Any]) -> list[CheckMessage]:
         if key not in WORKSPACE_KEYS:
             messages.append(
                 Warning(
-                    f"{workspace_label(name, key)} is not a key of a workspace and is ignored.",
-                    hint=f"A workspace takes {', '.join(WORKSPACE_KEYS)}.",
+                    gettext("%(label)s is not a key of a workspace and is ignored.")
+                    % {"label": workspace_label(name, key)},
+                    hint=gettext("A workspace takes %(keys)s.")
+                    % {"keys": ", ".join(WORKSPACE_KEYS)},
                     id="pagecall.W003",
                 )
             )
@@ -174,9 +200,12 @@ def check_workspace(name: str, entry: Mapping[str, Any]) -> list[CheckMessage]:
     if entry.get("API_KEY") in (None, ""):
         messages.append(
             Warning(
-                f"{workspace_label(name, 'API_KEY')} is not set: rooms of the workspace "
-                f"{name!r} cannot be created on Pagecall.",
-                hint="Set it to the API key from that Pagecall workspace's settings.",
+                gettext(
+                    "%(label)s is not set: rooms of the workspace %(name)s cannot be created on "
+                    "Pagecall."
+                )
+                % {"label": workspace_label(name, "API_KEY"), "name": repr(name)},
+                hint=gettext("Set it to the API key from that Pagecall workspace's settings."),
                 id="pagecall.W005",
             )
         )
@@ -191,9 +220,11 @@ def check_installed_apps(
         return []
     return [
         Error(
-            "django-pagecall's webhook view and its front-end API are Django REST framework "
-            "views: without rest_framework installed they cannot answer.",
-            hint='Add "rest_framework" to INSTALLED_APPS.',
+            gettext(
+                "django-pagecall's webhook view and its front-end API are Django REST framework "
+                "views: without rest_framework installed they cannot answer."
+            ),
+            hint=gettext('Add "rest_framework" to INSTALLED_APPS.'),
             id="pagecall.E006",
         )
     ]
@@ -207,10 +238,12 @@ def check_time_zone_support(
         return []
     return [
         Error(
-            "django-pagecall needs USE_TZ = True: Pagecall's timestamps (webhook events, room and "
-            "session times) are instants in UTC, which naive local datetimes cannot hold through "
-            "a change of daylight saving time, and the app compares them with its own.",
-            hint="Set USE_TZ = True (Django's default since 5.0).",
+            gettext(
+                "django-pagecall needs USE_TZ = True: Pagecall's timestamps (webhook events, room "
+                "and session times) are instants in UTC, which naive local datetimes cannot hold "
+                "through a change of daylight saving time, and the app compares them with its own."
+            ),
+            hint=gettext("Set USE_TZ = True (Django's default since 5.0)."),
             id="pagecall.E007",
         )
     ]
@@ -219,7 +252,7 @@ def check_time_zone_support(
 #: Broker URL schemes served by kombu's Redis transport, and by its AMQP one.
 REDIS_SCHEMES = frozenset({"redis", "rediss", "sentinel"})
 AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
-CELERY_APP_HINT = (
+CELERY_APP_HINT = gettext_lazy(
     "Import the site's Celery app in the project's __init__.py (next to settings.py): "
     "from .celery import app as celery_app, as docs/quickstart.md shows; and set "
     "CELERY_BROKER_URL."
@@ -236,7 +269,7 @@ def check_celery_app(
     app = task_app()
     problem = celery_app_problem(app)
     if problem:
-        return [Warning(problem, hint=CELERY_APP_HINT, id="pagecall.W006")]
+        return [Warning(problem, hint=str(CELERY_APP_HINT), id="pagecall.W006")]
     return broker_timeout_warnings(app.conf)
 
 
@@ -259,12 +292,20 @@ def broker_timeout_warnings(conf: Any) -> list[CheckMessage]:
         if scheme in REDIS_SCHEMES:
             missing = [k for k in ("socket_timeout", "socket_connect_timeout") if not given.get(k)]
             if missing:
+                options_missing = (
+                    gettext("%(first)s or %(second)s") % {"first": missing[0], "second": missing[1]}
+                    if len(missing) == 2
+                    else missing[0]
+                )
                 messages.append(
                     Warning(
-                        f"The Celery broker ({scheme}://) has no {' or '.join(missing)}: a "
-                        "broker that accepts connections and never answers would hang every "
-                        "save that queues a task.",
-                        hint=(
+                        gettext(
+                            "The Celery broker (%(scheme)s://) has no %(options)s: a broker that "
+                            "accepts connections and never answers would hang every save that "
+                            "queues a task."
+                        )
+                        % {"scheme": scheme, "options": options_missing},
+                        hint=gettext(
                             'Set CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": 5, '
                             '"socket_connect_timeout": 5, ...} (docs/celery.md).'
                         ),
@@ -276,10 +317,13 @@ def broker_timeout_warnings(conf: Any) -> list[CheckMessage]:
         ):
             messages.append(
                 Warning(
-                    f"The Celery broker ({scheme}://) has no connection timeout: a broker that "
-                    "accepts connections and never answers would hang every save that queues "
-                    "a task.",
-                    hint="Set CELERY_BROKER_CONNECTION_TIMEOUT = 5 (docs/celery.md).",
+                    gettext(
+                        "The Celery broker (%(scheme)s://) has no connection timeout: a broker "
+                        "that accepts connections and never answers would hang every save that "
+                        "queues a task."
+                    )
+                    % {"scheme": scheme},
+                    hint=gettext("Set CELERY_BROKER_CONNECTION_TIMEOUT = 5 (docs/celery.md)."),
                     id="pagecall.W008",
                 )
             )

@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_lazy
 
 SETTING_NAME: Final = "PAGECALL"
 #: The workspace the top-level ``API_KEY`` and ``API_URL`` make; a room's by default.
@@ -160,49 +162,62 @@ def _non_negative_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-#: Validators for keys whose malformed values are errors (``pagecall.E...``), and the message.
-VALIDATORS: Final[dict[str, tuple[Any, str]]] = {
+def _workspaces_expected() -> str:
+    return gettext(
+        "a dict whose keys are workspace names (strings of at most %(length)d characters, "
+        'not "%(default)s") and whose values are dicts'
+    ) % {"length": WORKSPACE_NAME_LENGTH, "default": DEFAULT_WORKSPACE}
+
+
+AN_HTTP_URL: Final = gettext_lazy("an absolute http(s) URL")
+SECONDS: Final = gettext_lazy("a positive number of seconds")
+A_FUNCTION: Final = gettext_lazy("a dotted path to a function, or a function")
+
+#: Validators for keys whose malformed values are errors (``pagecall.E...``), and what a value
+#: must be (a noun phrase, translated when the message is made).
+VALIDATORS: Final[dict[str, tuple[Any, Any]]] = {
     "API_KEY": (
         lambda v: isinstance(v, str) and HEADER_TOKEN.fullmatch(v) is not None,
-        "a non-empty string of visible ASCII characters, with no space, line break or quote "
-        "around it",
+        gettext_lazy(
+            "a non-empty string of visible ASCII characters, with no space, line break or quote "
+            "around it"
+        ),
     ),
-    "API_URL": (_is_http_url, "an absolute http(s) URL"),
-    "WEBHOOK_URL": (_is_http_url, "an absolute http(s) URL"),
-    "APP_URL": (_is_http_url, "an absolute http(s) URL"),
-    "CONNECT_TIMEOUT": (_positive_number, "a positive number of seconds"),
-    "READ_TIMEOUT": (_positive_number, "a positive number of seconds"),
+    "API_URL": (_is_http_url, AN_HTTP_URL),
+    "WEBHOOK_URL": (_is_http_url, AN_HTTP_URL),
+    "APP_URL": (_is_http_url, AN_HTTP_URL),
+    "CONNECT_TIMEOUT": (_positive_number, SECONDS),
+    "READ_TIMEOUT": (_positive_number, SECONDS),
     "WEBHOOK_SECRETS": (
         lambda v: (
             isinstance(v, list | tuple)
             and len(v) > 0
             and all(isinstance(k, str) and len(k) >= 32 for k in v)
         ),
-        "a non-empty list of strings of at least 32 characters",
+        gettext_lazy("a non-empty list of strings of at least 32 characters"),
     ),
-    "MAX_ATTEMPTS": (lambda v: _non_negative_int(v) and v > 0, "a whole number >= 1"),
-    "RETRY_BACKOFF": (_positive_number, "a positive number of seconds"),
-    "RETRY_BACKOFF_MAX": (_positive_number, "a positive number of seconds"),
-    "DELETE_REMOTE_ROOMS": (lambda v: isinstance(v, bool), "True or False"),
+    "MAX_ATTEMPTS": (
+        lambda v: _non_negative_int(v) and v > 0,
+        gettext_lazy("a whole number >= 1"),
+    ),
+    "RETRY_BACKOFF": (_positive_number, SECONDS),
+    "RETRY_BACKOFF_MAX": (_positive_number, SECONDS),
+    "DELETE_REMOTE_ROOMS": (lambda v: isinstance(v, bool), gettext_lazy("True or False")),
     "USER_ID_FUNCTION": (
         lambda v: callable(v) or (isinstance(v, str) and "." in v),
-        "a dotted path to a function, or a function",
+        A_FUNCTION,
     ),
     "CAN_JOIN_FUNCTION": (
         lambda v: callable(v) or (isinstance(v, str) and "." in v),
-        "a dotted path to a function, or a function",
+        A_FUNCTION,
     ),
     "WEBHOOK_MAX_BODY_SIZE": (
         lambda v: _non_negative_int(v) and v > 0,
-        "a whole number of bytes >= 1",
+        gettext_lazy("a whole number of bytes >= 1"),
     ),
-    "WEBHOOK_AUTH_FAILURES_PER_MINUTE": (_non_negative_int, "a whole number >= 0"),
-    "WORKSPACES": (
-        _is_workspaces,
-        f"a dict whose keys are workspace names (strings of at most {WORKSPACE_NAME_LENGTH} "
-        f'characters, not "{DEFAULT_WORKSPACE}") and whose values are dicts',
-    ),
-    "DELIVERY_RETENTION_DAYS": (_non_negative_int, "a whole number of days >= 0"),
+    "WEBHOOK_AUTH_FAILURES_PER_MINUTE": (_non_negative_int, gettext_lazy("a whole number >= 0")),
+    "WORKSPACES": (_is_workspaces, lazy(_workspaces_expected, str)()),
+    "DELIVERY_RETENTION_DAYS": (_non_negative_int, gettext_lazy("a whole number of days >= 0")),
 }
 
 
@@ -231,7 +246,8 @@ class PagecallSettings:
             return {}
         if not isinstance(value, Mapping):
             raise ImproperlyConfigured(
-                f"{SETTING_NAME} must be a dict, not {type(value).__name__}."
+                gettext("%(setting)s must be a dict, not %(type)s.")
+                % {"setting": SETTING_NAME, "type": type(value).__name__}
             )
         return value
 
@@ -251,8 +267,15 @@ class PagecallSettings:
 
             configured = ", ".join(f'"{n}"' for n in names)
             raise WorkspaceNotConfigured(
-                f"Pagecall workspace {name!r} is not configured: add it to "
-                f"{setting_label('WORKSPACES')} (configured: {configured})."
+                gettext(
+                    "Pagecall workspace %(name)s is not configured: add it to %(label)s "
+                    "(configured: %(configured)s)."
+                )
+                % {
+                    "name": repr(name),
+                    "label": setting_label("WORKSPACES"),
+                    "configured": configured,
+                }
             )
 
     def workspace(self, name: str) -> Workspace:
@@ -272,8 +295,11 @@ class PagecallSettings:
             if value in (None, ""):
                 if key == "API_KEY":
                     raise ImproperlyConfigured(
-                        f"{workspace_label(name, key)} is not set; django-pagecall needs it to "
-                        f"call the workspace {name!r}."
+                        gettext(
+                            "%(label)s is not set; django-pagecall needs it to call the "
+                            "workspace %(name)s."
+                        )
+                        % {"label": workspace_label(name, key), "name": repr(name)}
                     )
                 # API_URL: Pagecall's; APP_URL: None, the top-level one.
                 values[key] = BY_NAME[key].default if key == "API_URL" else None
@@ -306,7 +332,8 @@ class PagecallSettings:
         if value in (None, ""):
             if key.required:
                 raise ImproperlyConfigured(
-                    f"{setting_label(name)} is not set; django-pagecall needs it ({key.doc})"
+                    gettext("%(label)s is not set; django-pagecall needs it (%(doc)s)")
+                    % {"label": setting_label(name), "doc": key.doc}
                 )
             return key.default
         problem = validation_problem(name, value)
@@ -324,8 +351,13 @@ def validation_problem(name: str, value: object, *, label: str | None = None) ->
         return None
     label = label or setting_label(name)
     if name in SECRET_KEYS:
-        return f"{label} must be {check[1]}."  # never echo a secret
-    return f"{label} must be {check[1]}, not {value!r}."
+        # Never echo a secret.
+        return gettext("%(label)s must be %(expected)s.") % {"label": label, "expected": check[1]}
+    return gettext("%(label)s must be %(expected)s, not %(value)s.") % {
+        "label": label,
+        "expected": check[1],
+        "value": repr(value),
+    }
 
 
 #: Keys whose values are never repeated in messages.

@@ -148,7 +148,7 @@ def test_the_command_deletes_old_sessions_only_when_asked(
     run()
     assert Session.objects.count() == 2
     out, _ = run("--sessions", "365")
-    assert "1 sessions deleted." in out
+    assert "1 session deleted." in out
     assert list(Session.objects.values_list("user_id", flat=True)) == ["bob"]  # still in
 
 

@@ -195,3 +195,81 @@ def test_the_admin_room_page_renders_in_korean(admin_client: Any, pagecall_emula
     assert page.status_code == 200
     for korean in ("동기화됨", "멤버", "입장", "다시보기"):
         assert korean in html, korean
+
+
+def test_a_system_check_speaks_korean() -> None:
+    from django.core.checks import Error
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+    from django.test import override_settings
+
+    from django_pagecall.checks import check_settings
+
+    config = {
+        "API_KEY": "k",
+        "WEBHOOK_URL": "https://site.example/pagecall/webhook/",
+        "DELIVERY_RETENTION_DAYS": -1,
+    }
+    korean = Error(
+        'PAGECALL["DELIVERY_RETENTION_DAYS"]에는 0 이상의 정수(일 수)만 지정할 수 있습니다. '
+        "지정된 값: -1.",
+        hint="각 키에 어떤 값을 지정하는지는 문서의 Settings 페이지에 나와 있습니다.",
+        id="pagecall.E005",
+    )
+    with override_settings(PAGECALL=config):
+        with translation.override("ko"):
+            assert check_settings() == [korean]
+            with pytest.raises(SystemCheckError) as raised:
+                call_command("check")
+        # The hints made at import time follow the language active when the check runs.
+        (english,) = check_settings()
+    assert f"(pagecall.E005) {korean.msg}" in str(raised.value)
+    assert (
+        english.msg
+        == 'PAGECALL["DELIVERY_RETENTION_DAYS"] must be a whole number of days >= 0, not -1.'
+    )
+    assert english.hint == "The Settings page of the docs says what each key takes."
+
+
+@pytest.mark.django_db
+def test_the_commands_speak_korean() -> None:
+    import io
+    from datetime import timedelta
+
+    from django.core.management import CommandError, call_command, load_command_class
+    from django.utils import timezone
+
+    def run(*args: str) -> str:
+        out = io.StringIO()
+        call_command(*args, stdout=out, stderr=io.StringIO())
+        return out.getvalue()
+
+    def refusal(*args: str) -> str:
+        with pytest.raises(CommandError) as raised:
+            run(*args)
+        return str(raised.value)
+
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(
+            action="sessionJoined",
+            session_id=f"old-{i}",
+            state="processed",
+            received_at=timezone.now() - timedelta(days=40),
+        )
+        for i in range(3)
+    )
+    with translation.override("ko"):
+        assert run("pagecall_prune", "--dry-run") == "삭제할 웹훅 수신 기록 3건\n"
+        assert run("pagecall_prune") == "웹훅 수신 기록 3건을 삭제했습니다.\n"
+        assert run("pagecall_prune") == "삭제할 웹훅 수신 기록이 없습니다.\n"
+        nothing = run("pagecall_sync")
+        assert (
+            refusal("pagecall_prune", "--batch-size", "0") == "--batch-size는 1 이상이어야 합니다."
+        )
+        unknown = refusal("pagecall_sync", "--workspace", "nowhere")
+        command = load_command_class("django_pagecall", "pagecall_prune")
+        help_text = command.create_parser("manage.py", "pagecall_prune").format_help()
+    assert nothing == "보낼 것이 없습니다: 모든 회의실과 멤버가 Pagecall에 있습니다.\n"
+    assert unknown.startswith("Pagecall 워크스페이스 'nowhere'이(가) 설정되어 있지 않습니다")
+    assert "오래된 Pagecall 웹훅 수신 기록을 삭제합니다" in help_text
+    assert "삭제할 항목의 수만 세고 아무것도 삭제하지 않습니다." in help_text

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import remote
 from ..client import get_client
@@ -46,10 +47,15 @@ class ImportResult:
     failed: int = 0
 
     def __str__(self) -> str:
-        return (
-            f"{self.imported} room(s) imported with {self.members} member(s), "
-            f"{self.skipped} already in the site, {self.failed} failed"
-        )
+        return gettext(
+            "%(imported)d room(s) imported with %(members)d member(s), %(skipped)d already in "
+            "the site, %(failed)d failed"
+        ) % {
+            "imported": self.imported,
+            "members": self.members,
+            "skipped": self.skipped,
+            "failed": self.failed,
+        }
 
 
 def rooms_to_import(

@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from django.utils import translation
+from django.utils.translation import gettext
+
 if TYPE_CHECKING:
     from celery import Celery
 
@@ -79,16 +82,16 @@ def celery_app_problem(app: Celery) -> str | None:
     """Why ``app`` is not the site's Celery app, or None when it looks like it."""
     # Celery's fallback app, made when a task is used before any app of the site exists.
     if app.main == "default":
-        return (
+        return gettext(
             "django-pagecall's tasks would be queued with Celery's default app, which knows "
             "nothing of the site's Celery settings (it sends them to amqp://guest@localhost//): "
             "the project's Celery app is not imported when Django starts."
         )
     if not app.conf.broker_url:
-        return (
-            f"The Celery app {app.main!r} has no broker_url (CELERY_BROKER_URL): django-pagecall's "
+        return gettext(
+            "The Celery app %(app)s has no broker_url (CELERY_BROKER_URL): django-pagecall's "
             "tasks would go to Celery's default broker, amqp://guest@localhost//."
-        )
+        ) % {"app": repr(app.main)}
     return None
 
 
@@ -102,7 +105,9 @@ def warn_once_about(app: Celery, logger: logging.Logger) -> None:
     if _app_checked:
         return
     _app_checked = True
-    problem = celery_app_problem(app)
+    # The log is in English, like the app's other log records, whatever the request's language.
+    with translation.override(None):
+        problem = celery_app_problem(app)
     if problem:
         logger.warning("%s See the system check pagecall.W006.", problem)
 

@@ -17,6 +17,7 @@ from typing import Any, Final
 from django.db import InterfaceError, OperationalError, connections, transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ..models import DeliveryResult, DeliveryState, Room, WebhookDelivery
 from .effects import SessionOfAnotherRoom, announce_delivery, locked_room, record
@@ -460,15 +461,15 @@ class ReplayResult:
                 self.unprocessable += 1
 
     def __str__(self) -> str:
-        text = (
-            f"{self.processed} processed, {self.waiting} waiting for their room's "
-            f"Pagecall id, {self.failed} failed"
-        )
+        text = gettext(
+            "%(processed)d processed, %(waiting)d waiting for their room's Pagecall id, "
+            "%(failed)d failed"
+        ) % {"processed": self.processed, "waiting": self.waiting, "failed": self.failed}
         if self.unprocessable:
-            text += (
-                f" ({self.unprocessable} refused for an invalid or too large body: "
-                "replaying cannot process them)"
-            )
+            text += " " + gettext(
+                "(%(count)d refused for an invalid or too large body: replaying cannot process "
+                "them)"
+            ) % {"count": self.unprocessable}
         return text
 
 

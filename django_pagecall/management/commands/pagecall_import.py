@@ -11,6 +11,7 @@ from typing import Any, TextIO, cast
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ...exceptions import PagecallError
 from ...progress import Progress
@@ -26,25 +27,36 @@ def start_of(value: date) -> datetime:
 
 
 class Command(BaseCommand):
-    help = "Import the rooms (and their members) that exist on Pagecall but not in the site."
+    # A property, translated when read: argparse's formatter takes no lazy string.
+    @property
+    def help(self) -> str:  # type: ignore[override]
+        return gettext(
+            "Import the rooms (and their members) that exist on Pagecall but not in the site."
+        )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias to use.")
+        parser.add_argument(
+            "--database", default=DEFAULT_DB_ALIAS, help=gettext("Database alias to use.")
+        )
         parser.add_argument(
             "--since",
             type=day,
-            help="Rooms created at Pagecall on or after this date (YYYY-MM-DD).",
+            help=gettext("Rooms created at Pagecall on or after this date (YYYY-MM-DD)."),
         )
         parser.add_argument(
             "--until",
             type=day,
-            help="Rooms created at Pagecall on or before this date (YYYY-MM-DD).",
+            help=gettext("Rooms created at Pagecall on or before this date (YYYY-MM-DD)."),
         )
         parser.add_argument(
-            "--include-terminated", action="store_true", help="Import terminated rooms too."
+            "--include-terminated",
+            action="store_true",
+            help=gettext("Import terminated rooms too."),
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="List what would be imported, change nothing."
+            "--dry-run",
+            action="store_true",
+            help=gettext("List what would be imported, change nothing."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -52,20 +64,22 @@ class Command(BaseCommand):
         since = start_of(options["since"]) if options["since"] else None
         until = start_of(options["until"] + timedelta(days=1)) if options["until"] else None
         if since is not None and until is not None and until <= since:
-            raise CommandError("--until is before --since.")
+            raise CommandError(gettext("--until is before --since."))
         try:
             found = mirror.rooms_to_import(
                 using, since=since, until=until, include_terminated=options["include_terminated"]
             )
         except PagecallError as exc:
-            raise CommandError(f"Listing Pagecall's rooms failed: {exc}") from exc
+            raise CommandError(
+                gettext("Listing Pagecall's rooms failed: %(error)s") % {"error": exc}
+            ) from exc
         if options["dry_run"]:
             for room in found:
                 self.stdout.write(f"{room.id} {room.name}")
-            self.stdout.write(f"{len(found)} to import")
+            self.stdout.write(gettext("%(count)d to import") % {"count": len(found)})
             return
         if not found:
-            self.stdout.write("Nothing to import: every room on Pagecall is in the site.")
+            self.stdout.write(gettext("Nothing to import: every room on Pagecall is in the site."))
             return
         progress = Progress(len(found), cast(TextIO, self.stderr._out), label="pagecall_import")
         result = mirror.import_rooms(found, using, on_room=progress.advance)

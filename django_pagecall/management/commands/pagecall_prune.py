@@ -11,6 +11,7 @@ from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
+from django.utils.translation import gettext, ngettext
 
 from ...progress import Progress
 from ...webhooks import retention
@@ -23,63 +24,107 @@ def days(text: str) -> int:
     return value
 
 
+def to_delete(kind: str, count: int) -> str:
+    if kind == "sessions":
+        text = ngettext("%(count)d session to delete", "%(count)d sessions to delete", count)
+    else:
+        text = ngettext(
+            "%(count)d webhook delivery to delete", "%(count)d webhook deliveries to delete", count
+        )
+    return text % {"count": count}
+
+
+def none_to_delete(kind: str) -> str:
+    if kind == "sessions":
+        return gettext("No sessions to delete.")
+    return gettext("No webhook deliveries to delete.")
+
+
+def deleted_message(kind: str, count: int) -> str:
+    if kind == "sessions":
+        text = ngettext("%(count)d session deleted.", "%(count)d sessions deleted.", count)
+    else:
+        text = ngettext(
+            "%(count)d webhook delivery deleted.", "%(count)d webhook deliveries deleted.", count
+        )
+    return text % {"count": count}
+
+
 class Command(BaseCommand):
-    help = "Delete old Pagecall webhook deliveries (and old sessions with --sessions)."
+    # A property, translated when read: argparse's formatter takes no lazy string.
+    @property
+    def help(self) -> str:  # type: ignore[override]
+        return gettext("Delete old Pagecall webhook deliveries (and old sessions with --sessions).")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias to use.")
+        parser.add_argument(
+            "--database", default=DEFAULT_DB_ALIAS, help=gettext("Database alias to use.")
+        )
         parser.add_argument(
             "--days",
             type=days,
             default=None,
-            help='Delete deliveries older than this many days (default: PAGECALL["DELIVERY_'
-            'RETENTION_DAYS"]; 0 keeps them all).',
+            help=gettext(
+                'Delete deliveries older than this many days (default: PAGECALL["DELIVERY_'
+                'RETENTION_DAYS"]; 0 keeps them all).'
+            ),
         )
         parser.add_argument(
             "--include-failed",
             action="store_true",
-            help="Delete old failed and waiting deliveries too, which are otherwise kept until "
-            "replayed.",
+            help=gettext(
+                "Delete old failed and waiting deliveries too, which are otherwise kept until "
+                "replayed."
+            ),
         )
         parser.add_argument(
             "--sessions",
             type=days,
             metavar="DAYS",
             default=None,
-            help="Also delete sessions that joined and left more than DAYS days ago (sessions "
-            "are kept otherwise).",
+            help=gettext(
+                "Also delete sessions that joined and left more than DAYS days ago (sessions "
+                "are kept otherwise)."
+            ),
         )
         parser.add_argument(
-            "--batch-size", type=int, default=retention.BATCH_SIZE, help="Rows per DELETE."
+            "--batch-size",
+            type=int,
+            default=retention.BATCH_SIZE,
+            help=gettext("Rows per DELETE."),
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="Count what would be deleted, delete nothing."
+            "--dry-run",
+            action="store_true",
+            help=gettext("Count what would be deleted, delete nothing."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         using: str = options["database"]
         if options["batch_size"] < 1:
-            raise CommandError("--batch-size must be at least 1.")
+            raise CommandError(gettext("--batch-size must be at least 1."))
         keep_days = retention.retention_days() if options["days"] is None else options["days"]
         targets: list[tuple[str, Any]] = []
         if keep_days > 0:
             deliveries = retention.prunable_deliveries(
                 using, timedelta(days=keep_days), include_failed=options["include_failed"]
             )
-            targets.append(("webhook deliveries", deliveries))
+            targets.append(("deliveries", deliveries))
         if options["sessions"]:
             sessions = retention.prunable_sessions(using, timedelta(days=options["sessions"]))
             targets.append(("sessions", sessions))
         if not targets:
-            self.stdout.write("Nothing to prune: deliveries are kept (0 days) and sessions too.")
+            self.stdout.write(
+                gettext("Nothing to prune: deliveries are kept (0 days) and sessions too.")
+            )
             return
-        for what, queryset in targets:
+        for kind, queryset in targets:
             count = queryset.count()
             if options["dry_run"]:
-                self.stdout.write(f"{count} {what} to delete")
+                self.stdout.write(to_delete(kind, count))
                 continue
             if not count:
-                self.stdout.write(f"No {what} to delete.")
+                self.stdout.write(none_to_delete(kind))
                 continue
             progress = Progress(count, cast(TextIO, self.stderr._out), label="pagecall_prune")
 
@@ -90,4 +135,4 @@ class Command(BaseCommand):
             deleted = retention.delete_in_batches(
                 queryset, batch_size=options["batch_size"], on_batch=advance
             )
-            self.stdout.write(self.style.SUCCESS(f"{deleted} {what} deleted."))
+            self.stdout.write(self.style.SUCCESS(deleted_message(kind, deleted)))

@@ -10,6 +10,7 @@ from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
+from django.utils.translation import gettext
 
 from ...models import WebhookDelivery
 from ...progress import Progress
@@ -18,26 +19,37 @@ from .pagecall_sync import workspace_option
 
 
 class Command(BaseCommand):
-    help = "Replay failed and waiting Pagecall webhook deliveries."
+    # A property, translated when read: argparse's formatter takes no lazy string.
+    @property
+    def help(self) -> str:  # type: ignore[override]
+        return gettext("Replay failed and waiting Pagecall webhook deliveries.")
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS, help="Database alias to use.")
+        parser.add_argument(
+            "--database", default=DEFAULT_DB_ALIAS, help=gettext("Database alias to use.")
+        )
         parser.add_argument(
             "--id",
             dest="ids",
             type=int,
             action="append",
             default=[],
-            help="Replay this delivery (repeatable), whatever its state, even one refused for "
-            "an invalid or too large body.",
+            help=gettext(
+                "Replay this delivery (repeatable), whatever its state, even one refused for "
+                "an invalid or too large body."
+            ),
         )
         parser.add_argument(
             "--workspace",
             default=None,
-            help="Deliveries for the rooms of this Pagecall workspace only (default: every one).",
+            help=gettext(
+                "Deliveries for the rooms of this Pagecall workspace only (default: every one)."
+            ),
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="List what would be replayed, change nothing."
+            "--dry-run",
+            action="store_true",
+            help=gettext("List what would be replayed, change nothing."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -60,10 +72,10 @@ class Command(BaseCommand):
                     f"{delivery.state} ({delivery.result})" if delivery.result else delivery.state
                 )
                 self.stdout.write(f"{delivery.pk} {state} {delivery}")
-            self.stdout.write(f"{len(deliveries)} to replay")
+            self.stdout.write(gettext("%(count)d to replay") % {"count": len(deliveries)})
             return
         if not deliveries:
-            self.stdout.write("Nothing to replay.")
+            self.stdout.write(gettext("Nothing to replay."))
             return
         progress = Progress(
             len(deliveries), cast(TextIO, self.stderr._out), label="pagecall_replay"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext, pgettext
 
 from ... import sync
 from ...conf import pagecall_settings
@@ -20,27 +21,36 @@ from ...webhooks import reconcile
 
 
 class Command(BaseCommand):
-    help = "Send pending and stuck rooms and members to Pagecall, and pending changes."
+    # A property, translated when read: argparse's formatter takes no lazy string.
+    @property
+    def help(self) -> str:  # type: ignore[override]
+        return gettext("Send pending and stuck rooms and members to Pagecall, and pending changes.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--database",
             default=None,
-            help="Database alias to sweep (default: every alias the app's tables are migrated on).",
+            help=gettext(
+                "Database alias to sweep (default: every alias the app's tables are migrated on)."
+            ),
         )
         parser.add_argument(
             "--workspace",
             default=None,
-            help="The rooms of this Pagecall workspace only (default: every workspace).",
+            help=gettext("The rooms of this Pagecall workspace only (default: every workspace)."),
         )
         parser.add_argument(
-            "--dry-run", action="store_true", help="List what would be sent, send nothing."
+            "--dry-run",
+            action="store_true",
+            help=gettext("List what would be sent, send nothing."),
         )
         parser.add_argument(
             "--sessions",
             action="store_true",
-            help="Then reconcile the sessions of every open room with Pagecall's list "
-            "(GET /rooms/{id}/sessions), filling in what webhooks missed.",
+            help=gettext(
+                "Then reconcile the sessions of every open room with Pagecall's list "
+                "(GET /rooms/{id}/sessions), filling in what webhooks missed."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -65,7 +75,7 @@ class Command(BaseCommand):
             work = sync.pending_work(using, workspace)
             for name, pk in work:
                 self.stdout.write(f"{prefix}{name} {pk}")
-            self.stdout.write(f"{prefix}{len(work)} to send")
+            self.stdout.write(prefix + gettext("%(count)d to send") % {"count": len(work)})
             return sync.SweepResult()
         bar: Progress | None = None
         label = f"pagecall_sync {using}" if several else "pagecall_sync"
@@ -80,11 +90,15 @@ class Command(BaseCommand):
         for error in result.errors:
             self.stderr.write(f"{prefix}{error}")
         if not result.total:
-            self.stdout.write(f"{prefix}Nothing to send: every room and member is on Pagecall.")
+            self.stdout.write(
+                prefix + gettext("Nothing to send: every room and member is on Pagecall.")
+            )
             return result
-        failed, retry = f"{result.failed} failed", f"{result.retry} to retry"
+        sent = gettext("%(count)d sent") % {"count": result.done}
+        failed = gettext("%(count)d failed") % {"count": result.failed}
+        retry = gettext("%(count)d to retry") % {"count": result.retry}
         self.stdout.write(
-            f"{prefix}{self.style.SUCCESS(f'{result.done} sent')}, "
+            f"{prefix}{self.style.SUCCESS(sent)}, "
             f"{self.style.ERROR(failed) if result.failed else failed}, "
             f"{self.style.WARNING(retry) if result.retry else retry}"
         )
@@ -96,21 +110,32 @@ class Command(BaseCommand):
         parts = []
         if result.failed:
             parts.append(
-                f"{result.failed} failed: Pagecall refused them or the app gave up. Each row "
-                "keeps the error in sync_error (failed rooms and members; rooms and members "
-                "whose update was refused); the admin lists them, and a failed room can be "
-                "sent again with its retry action."
+                gettext(
+                    "%(count)d failed: Pagecall refused them or the app gave up. Each row keeps "
+                    "the error in sync_error (failed rooms and members; rooms and members whose "
+                    "update was refused); the admin lists them, and a failed room can be sent "
+                    "again with its retry action."
+                )
+                % {"count": result.failed}
             )
-        if result.retry:
-            why = (
-                "some wait for the configuration the errors above name (fix it, then run "
-                "pagecall_sync again), others for Pagecall"
-                if result.errors
-                else "Pagecall did not answer or is still busy with them; the log says why"
-            )
+        if result.retry and result.errors:
             parts.append(
-                f"{result.retry} to retry: {why}. Run pagecall_sync again later (the periodic "
-                "task django_pagecall.tasks.sync also will)."
+                gettext(
+                    "%(count)d to retry: some wait for the configuration the errors above name "
+                    "(fix it, then run pagecall_sync again), others for Pagecall. Run "
+                    "pagecall_sync again later (the periodic task django_pagecall.tasks.sync "
+                    "also will)."
+                )
+                % {"count": result.retry}
+            )
+        elif result.retry:
+            parts.append(
+                gettext(
+                    "%(count)d to retry: Pagecall did not answer or is still busy with them; the "
+                    "log says why. Run pagecall_sync again later (the periodic task "
+                    "django_pagecall.tasks.sync also will)."
+                )
+                % {"count": result.retry}
             )
         return " ".join(parts)
 
@@ -120,9 +145,14 @@ class Command(BaseCommand):
         if dry_run:
             for room in rooms:
                 self.stdout.write(f"{prefix}reconcile_sessions {room.pk}")
-            self.stdout.write(f"{prefix}{len(rooms)} room(s) to reconcile")
+            self.stdout.write(
+                prefix + gettext("%(count)d room(s) to reconcile") % {"count": len(rooms)}
+            )
             return
-        label = f"sessions {using}" if several else "sessions"
+        # A context of its own: Django's catalogues have "sessions" too, worded otherwise.
+        label = pgettext("progress label", "sessions")
+        if several:
+            label = f"{label} {using}"
         progress = Progress(len(rooms), cast(TextIO, self.stderr._out), label=label)
         result = reconcile.reconcile_sessions(
             rooms, using, progress=lambda room: progress.advance()
@@ -132,10 +162,19 @@ class Command(BaseCommand):
         self.stdout.write(
             prefix
             + self.style.SUCCESS(
-                f"{result.rooms} room(s) reconciled: {result.created} session(s) added, "
-                f"{result.updated} completed"
+                gettext(
+                    "%(rooms)d room(s) reconciled: %(created)d session(s) added, "
+                    "%(updated)d completed"
+                )
+                % {"rooms": result.rooms, "created": result.created, "updated": result.updated}
             )
-            + (self.style.WARNING(f", {len(result.errors)} failed") if result.errors else "")
+            + (
+                self.style.WARNING(
+                    ", " + gettext("%(count)d failed") % {"count": len(result.errors)}
+                )
+                if result.errors
+                else ""
+            )
         )
 
 
