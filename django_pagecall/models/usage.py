@@ -12,7 +12,7 @@ class MonthlyUsage(models.Model):
 
     workspace = models.CharField(_("workspace"), max_length=64)
     month = models.DateField(_("month"))  # its first day
-    sessions = models.PositiveIntegerField(_("sessions"), default=0)
+    sessions = models.PositiveIntegerField(_("number of sessions"), default=0)
     active_users = models.PositiveIntegerField(_("monthly active users"), default=0)
     meetings = models.PositiveIntegerField(_("meetings"), default=0)
     meeting_seconds = models.PositiveBigIntegerField(_("meeting seconds"), default=0)
