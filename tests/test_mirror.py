@@ -169,3 +169,25 @@ def test_sessions_of_imported_rooms_come_with_pagecall_sync_sessions(
     (session,) = Session.objects.all()
     assert session.room.pagecall_id == remote.id
     assert session.user_id == "alice" and session.is_online
+
+
+def test_import_leaves_a_room_being_created_here_to_its_creator(
+    pagecall_emulator: Emulator,
+) -> None:
+    from django_pagecall import sync as syncing
+
+    (room,) = Room.objects.bulk_create([Room(name="In flight")])  # no task: sent step by step
+    pagecall_emulator.inject("POST", "/rooms", drop="after")  # created there, the answer lost
+    with pytest.raises(syncing.RetryLater):
+        syncing.create_room(room.pk, "default")
+    (created,) = pagecall_emulator.rooms
+    assert Room.objects.get(pk=room.pk).pagecall_id is None
+
+    assert run("pagecall_import")[0].startswith("Nothing to import")
+    # Once the claim's lease has run out, the sweep's retry finds its room by the name in flight.
+    Room.objects.filter(pk=room.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    syncing.create_room(room.pk, "default")
+    assert Room.objects.get().pagecall_id == created
+    assert run("pagecall_import")[0].startswith("Nothing to import")
+    assert len(pagecall_emulator.rooms) == 1
+    assert [r["method"] for r in pagecall_emulator.requests].count("POST") == 1

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from .. import remote
 from ..client import get_client
+from ..conf import DEFAULT_WORKSPACE
 from ..exceptions import PagecallError, PagecallRefused
 from ..models import DeletedRoom, Member, MemberType, Room, RoomType, SyncState
 from .outcomes import RetryLater, error_text
@@ -75,21 +77,33 @@ def rooms_to_import(
         and (since is None or (r.created_at is not None and r.created_at >= since))
         and (until is None or (r.created_at is not None and r.created_at < until))
     ]
-    ids = [r.id for r in candidates]
-    known: set[str | None] = set()
-    for start in range(0, len(ids), 500):  # bounded IN lists
-        page = ids[start : start + 500]
-        known.update(
-            Room.objects.using(using)
-            .filter(pagecall_id__in=page)
-            .values_list("pagecall_id", flat=True)
-        )
-        known.update(
-            DeletedRoom.objects.using(using)
-            .filter(pagecall_id__in=page)
-            .values_list("pagecall_id", flat=True)
-        )
-    return [r for r in candidates if r.id not in known]
+    taken: set[str | None] = set()  # ids, and names in flight
+    for start in range(0, len(candidates), 500):  # bounded IN lists
+        taken.update(taken_here(candidates[start : start + 500], using))
+    return [r for r in candidates if r.id not in taken and (r.name or r.id) not in taken]
+
+
+def taken_here(page: list[remote.Room], using: str) -> set[str | None]:
+    """The ids of ``page`` that a row has or had, and the names in flight among theirs: a room
+    being created here is on Pagecall before its id is stored here, under a name in flight."""
+    ids = [r.id for r in page]
+    in_flight = Q(workspace=DEFAULT_WORKSPACE, name_in_flight__in=[r.name for r in page if r.name])
+    # Rooms first, then deleted rooms: a deletion moves a row from one to the other at once.
+    taken = {
+        value
+        for pair in Room.objects.using(using)
+        .filter(Q(pagecall_id__in=ids) | in_flight)
+        .values_list("pagecall_id", "name_in_flight")
+        for value in pair
+    }
+    taken.update(
+        value
+        for pair in DeletedRoom.objects.using(using)
+        .filter(Q(pagecall_id__in=ids) | in_flight & Q(in_flight_until__gt=timezone.now()))
+        .values_list("pagecall_id", "name_in_flight")
+        for value in pair
+    )
+    return taken
 
 
 def import_room(found: remote.Room, using: str = "default") -> int | None:
