@@ -6,6 +6,7 @@ docs/checks.md lists. A missing value is a warning (``pagecall.W...``), so that 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
@@ -263,14 +264,15 @@ CELERY_APP_HINT = gettext_lazy(
 def check_celery_app(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """``pagecall.W006`` and ``pagecall.W008``: the Celery app the app's tasks are queued with."""
+    """``pagecall.W006``, ``pagecall.W008`` and ``pagecall.W009``: the Celery app the app's tasks
+    are queued with, and its broker."""
     from .sync.publishing import celery_app_problem, task_app
 
     app = task_app()
     problem = celery_app_problem(app)
     if problem:
         return [Warning(problem, hint=str(CELERY_APP_HINT), id="pagecall.W006")]
-    return broker_timeout_warnings(app.conf)
+    return broker_client_warnings(app.conf) or broker_timeout_warnings(app.conf)
 
 
 def broker_urls(conf: Any) -> list[str]:
@@ -278,6 +280,37 @@ def broker_urls(conf: Any) -> list[str]:
     if isinstance(urls, str):
         urls = urls.split(";")
     return [str(url).strip() for url in urls if str(url).strip()]
+
+
+def broker_client_warnings(conf: Any) -> list[CheckMessage]:
+    """A broker whose client library is not installed: Django starts, and every task queued
+    fails, so rooms stay pending."""
+    from kombu.transport import resolve_transport
+
+    messages: list[CheckMessage] = []
+    for url in broker_urls(conf):
+        scheme = urlsplit(url).scheme.partition("+")[0].lower()
+        try:
+            resolve_transport(scheme)
+            # kombu's Redis transport imports without its client, and fails at the first use.
+            if scheme in REDIS_SCHEMES:
+                importlib.import_module("redis")
+        except (ImportError, KeyError) as exc:
+            messages.append(
+                Warning(
+                    gettext(
+                        "The Celery broker (%(scheme)s://) cannot be used: %(error)s. No task "
+                        "can be queued, so rooms and members stay pending."
+                    )
+                    % {"scheme": scheme, "error": exc},
+                    hint=gettext(
+                        'Install its client: for Redis, pip install "django-pagecall[redis]" '
+                        "(docs/celery.md)."
+                    ),
+                    id="pagecall.W009",
+                )
+            )
+    return messages
 
 
 def broker_timeout_warnings(conf: Any) -> list[CheckMessage]:

@@ -253,3 +253,21 @@ def test_the_registered_check_reads_the_sites_celery_app() -> None:
     finally:
         app.conf.broker_transport_options = options
     assert found == ["pagecall.W008"]
+
+
+def test_a_broker_whose_client_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from celery import Celery
+
+    from django_pagecall.checks import broker_client_warnings
+
+    app = Celery("mysite", set_as_current=False)
+    app.conf.broker_url = "redis://127.0.0.1:6379/0"
+    assert broker_client_warnings(app.conf) == []
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if the [redis] extra was left out
+    (warning,) = broker_client_warnings(app.conf)
+    assert warning.id == "pagecall.W009" and "redis://" in warning.msg
+    assert "django-pagecall[redis]" in (warning.hint or "")
+    app.conf.broker_url = "mongodb://127.0.0.1/0"  # kombu's transport needs pymongo
+    assert "pymongo" in broker_client_warnings(app.conf)[0].msg
