@@ -65,6 +65,13 @@ def test_the_demo_runs_every_step_and_prints_the_session(tmp_path: Path) -> None
         re.MULTILINE,
     )
     assert session, result.stdout
+    assert "1 room(s) imported with 1 member(s)" in result.stdout
+    assert "“Made elsewhere” (synced), members carol" in result.stdout
+    assert re.search(r"attendance: alice, 1 session\(s\), \d+:\d\d:\d\d in the room", result.stdout)
+    assert re.search(
+        r"usage of \d{4}-\d\d: 1 meeting\(s\), \d+ minute\(s\), 1 session\(s\), 1 active user",
+        result.stdout,
+    ), result.stdout
     assert result.stdout.rstrip().endswith("demo: every step happened.")
     # The join link is printed with its access token masked.
     assert re.search(r"access_token=•+[^•\s]{4}\n", result.stdout), result.stdout
@@ -88,7 +95,7 @@ def test_the_demo_fails_clearly_when_pagecall_is_unreachable(tmp_path: Path) -> 
     # loaded machine (Python 3.13 in CI), so 15.
     result = run_demo(tmp_path, "--api-url", "http://127.0.0.1:9/v1", "--timeout", "15")
     assert result.returncode == 1
-    assert "step 4/8 failed: the worker creating the room did not happen within 15 s." in (
+    assert "step 4/10 failed: the worker creating the room did not happen within 15 s." in (
         result.stderr
     )
     assert "Celery worker's log" in result.stderr

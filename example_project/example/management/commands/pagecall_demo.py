@@ -5,7 +5,8 @@ come to it), and starts a real Celery worker process on the site's broker (kombu
 transport, or Redis with ``REDIS_URL``). Then: a private room with two members is saved, the
 worker creates it on Pagecall, Alice logs in, opens the room's page from "my rooms" (the
 meeting embedded by the app), enters and leaves on the emulator's meeting page, the webhooks make
-a session, and the session is printed. It exits 0 only when every step happened, and non-zero with the step and the reason
+a session, and the session is printed; then a room made on Pagecall by another system is
+imported, and the room's attendance and the month's usage are printed. It exits 0 only when every step happened, and non-zero with the step and the reason
 (with the worker's or emulator's log when one of them is at fault) otherwise; every wait is
 bounded by ``--timeout``.
 
@@ -21,9 +22,11 @@ an emulator already running instead and removes nothing.
 from __future__ import annotations
 
 import contextlib
+import io
 import signal
 import socket
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +42,11 @@ from django.utils import timezone
 
 from django_pagecall.admin.sessions import format_duration
 from django_pagecall.admin.users import mask_token
+from django_pagecall.client import get_client
 from django_pagecall.models import (
+    ActiveUser,
     Member,
+    MonthlyUsage,
     PagecallUser,
     Room,
     Session,
@@ -48,6 +54,7 @@ from django_pagecall.models import (
     WebhookDelivery,
 )
 from django_pagecall.sync import user_id_for
+from django_pagecall.usage import month_of, monthly_usage
 from example.demo import (
     ChildProcess,
     DemoError,
@@ -58,7 +65,7 @@ from example.demo import (
     wait_until,
 )
 
-STEPS = {"flow": 8, "serve": 5}
+STEPS = {"flow": 10, "serve": 5}
 HTTP_TIMEOUT = 10  # seconds, for each call to the emulator's control API or the site
 PEOPLE = [("admin", "Admin", True), ("alice", "Alice", False), ("bob", "Bob", False)]
 
@@ -200,7 +207,44 @@ class Command(BaseCommand):
             f"UTC, left {session.left_at:%Y-%m-%d %H:%M:%S.%f} UTC, "
             f"{format_duration(session.duration)} in the meeting"
         )
+        self.import_existing()
+        self.attendance_and_usage(room, site_url)
         self.stdout.write(self.style.SUCCESS("demo: every step happened."))
+
+    def import_existing(self) -> None:
+        self.step("a room made on Pagecall by another system, brought in by pagecall_import")
+        found = get_client().create_room(
+            name="Made elsewhere", type="public", members=[{"user_id": "carol", "type": "host"}]
+        )
+        out = io.StringIO()
+        call_command("pagecall_import", stdout=out, stderr=io.StringIO())
+        room = Room.objects.get(pagecall_id=found.id)
+        members = ", ".join(sorted(room.members.values_list("user_id", flat=True)))
+        self.detail(f"{out.getvalue().strip()}")
+        self.detail(f"room {room.pk} “{room.name}” ({room.sync_state}), members {members}")
+
+    def attendance_and_usage(self, room: Room, site_url: str) -> None:
+        self.step("the room's attendance and this month's usage, as the admin shows them")
+        (row,) = room.attendance()
+        self.detail(
+            f"attendance: {row.user_id}, {row.sessions} session(s), "
+            f"{format_duration(timedelta(seconds=row.seconds))} in the room"
+        )
+        month = month_of(timezone.now())
+        following = (month + timedelta(days=31)).replace(day=1)
+
+        def counted() -> bool:
+            self.worker.check_alive()
+            return any(u.sessions for u in monthly_usage(month, following))
+
+        # The worker counts the room once its meeting has ended (django_pagecall.tasks.count_usage).
+        wait_until(counted, self.timeout, "the worker counting the usage", self.worker.tail)
+        (usage,) = monthly_usage(month, following)
+        self.detail(
+            f"usage of {month:%Y-%m}: {usage.meetings} meeting(s), {usage.meeting_minutes} "
+            f"minute(s), {usage.sessions} session(s), {usage.active_users} active user(s); "
+            f"{site_url}{reverse('admin:django_pagecall_session_usage')}"
+        )
 
     def broker_label(self) -> str:
         if str(settings.CELERY_BROKER_URL).startswith("filesystem"):
@@ -212,6 +256,8 @@ class Command(BaseCommand):
         with transaction.atomic():
             WebhookDelivery.objects.all().delete()
             Room.objects.all().delete()  # members and sessions go with them
+            MonthlyUsage.objects.all().delete()
+            ActiveUser.objects.all().delete()
             PagecallUser.objects.all().delete()  # their tokens were the old emulator's
         if rooms:
             self.detail(f"removed {rooms} room(s) of earlier runs: a new emulator has none")
