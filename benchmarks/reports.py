@@ -1,9 +1,8 @@
-"""The usage report and a room's attendance and meetings as the sessions table grows, each size
-against the smallest in the same run: statements per call (should stay the same) and time.
+"""The usage report and a room's attendance and meetings as the sessions table grows (a year of
+sessions in rooms of 50, counted by ``usage.count_room``), each size against the smallest in
+the same run: statements per call (should stay the same) and time.
 
-    BENCH_DATABASE=pagecall_bench python benchmarks/reports.py [--sizes 10000,1000000] [--repeat 5]
-
-A year of sessions, in rooms of 50 (ten meetings of five), counted by ``usage.count_room``."""
+    BENCH_DATABASE=pagecall_bench python benchmarks/reports.py [--sizes 10000,1000000]"""
 
 from __future__ import annotations
 

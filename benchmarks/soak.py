@@ -1,9 +1,8 @@
 """Soak test: the whole app under load and every fault for a bounded time, then a check that
-nothing was lost, nothing created twice and every session recorded right.
+nothing was lost, nothing created twice and every session recorded right; exit status 1 on any
+loss (docs/performance.md).
 
-    python -m benchmarks.soak [--duration 120]    # tests/test_soak.py runs it for 20 s
-
-docs/performance.md tells what runs and what is checked; exit status 1 on any loss."""
+    python -m benchmarks.soak [--duration 120]    # tests/test_soak.py runs it for 20 s"""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """Webhook ingestion under gunicorn and wrk: the app's view against its writes alone (the floor)
-and a bare INSERT (the ceiling), side by side; docs/performance.md tells the method.
+and a bare INSERT (the ceiling), side by side (docs/performance.md). Also the benchmark site:
+its settings, ``urlpatterns`` and ``application``.
 
-    python -m benchmarks.webhooks [--duration 10] [--rounds 3] [--workers N] [--connections N]
-
-This module is also the benchmark site: its settings, ``urlpatterns`` and ``application``."""
+    python -m benchmarks.webhooks [--duration 10] [--rounds 3] [--workers N] [--connections N]"""
 
 from __future__ import annotations
 

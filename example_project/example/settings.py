@@ -1,13 +1,6 @@
-"""Settings of the example site: everything runs on this machine with no server to install.
-
-* Database: SQLite (``EXAMPLE_DB``, default ``example_project/db.sqlite3``), in WAL mode with
-  immediate transactions, because the site, the Celery worker and the demo write to it at once.
-* Celery: kombu's filesystem transport under ``example_project/.broker/`` (``EXAMPLE_BROKER_DIR``),
-  so a real worker process runs without a broker server; Redis instead when ``REDIS_URL`` is set.
-* Pagecall: the bundled emulator. ``manage.py pagecall_demo`` starts it and passes its URLs to the
-  worker and the site (``PAGECALL_API_URL``, ``PAGECALL_APP_URL`` for its meeting page); the same
-  variables point the settings at a real workspace.
-
+"""Settings of the example site: SQLite (``EXAMPLE_DB``) in WAL mode, Celery on kombu's
+filesystem transport (``EXAMPLE_BROKER_DIR``, or Redis with ``REDIS_URL``) and the bundled
+emulator (``PAGECALL_API_URL``, ``PAGECALL_APP_URL``), so nothing needs a server; docs/demo.md.
 Not for production: the secret key and DEBUG are for a local demo only.
 """
 

@@ -1,22 +1,7 @@
-"""``manage.py pagecall_demo``: the whole django-pagecall flow, on this machine, with no one at it.
-
-It starts the Pagecall emulator (a process), serves this site in a thread (Pagecall's webhooks
-come to it), and starts a real Celery worker process on the site's broker (kombu's filesystem
-transport, or Redis with ``REDIS_URL``). Then: a private room with two members is saved, the
-worker creates it on Pagecall, Alice logs in, opens the room's page from "my rooms" (the
-meeting embedded by the app), enters and leaves on the emulator's meeting page, the webhooks make
-a session, and the session is printed; then a room made on Pagecall by another system is
-imported, and the room's attendance and the month's usage are printed. It exits 0 only when every step happened, and non-zero with the step and the reason
-(with the worker's or emulator's log when one of them is at fault) otherwise; every wait is
-bounded by ``--timeout``.
-
-``--serve`` starts the same emulator and worker and then runs the site with ``runserver`` until
-Ctrl-C, with a room for Alice and Bob ready: log in, press Enter, and the emulator's meeting
-page, embedded in the room's page, lets you enter and leave while the admin shows the session.
-
-The emulator keeps everything in memory, so when the command starts one it first removes the
-rooms and Pagecall users of earlier runs (they are not on the new emulator). ``--api-url`` uses
-an emulator already running instead and removes nothing.
+"""``manage.py pagecall_demo``: the whole django-pagecall flow on this machine, unattended, with
+the emulator, a served site and a real Celery worker; ``--serve`` runs the site until Ctrl-C.
+It exits 0 only when every step happened, else non-zero naming the step; docs/demo.md tells
+each step.
 """
 
 from __future__ import annotations
