@@ -1,11 +1,7 @@
-"""Check the built sdist and wheel in DIR as a package index and a site would see them.
+"""Check the built sdist and wheel in DIR: the Korean catalogue compiled and as source, the
+version, known classifiers and the README as long description; exits 1 naming every problem.
 
     python scripts/check_dist.py DIR    # after: python -m build --outdir DIR
-
-The wheel and the sdist carry the Korean catalogue, compiled (django.mo) and as source
-(django.po); the metadata's version is pyproject.toml's, its classifiers are known to PyPI, and
-its long description is the README, as Markdown. ``twine check --strict`` checks that the long
-description renders; ``nox -s release`` runs both. Exits 1 naming every problem.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""Print the table of ``PAGECALL`` settings, made from ``django_pagecall.conf.KEYS``.
+"""Print the table of ``PAGECALL`` settings from ``django_pagecall.conf.KEYS``; tests/test_docs.py
+holds docs/settings.md to it.
 
-    python scripts/settings_table.py           # print the table
-    python scripts/settings_table.py --write   # replace the table in docs/settings.md
-
-tests/test_docs.py fails when docs/settings.md does not contain exactly what this prints, between
-the markers.
+    python scripts/settings_table.py [--write]   # --write: replace the table in docs/settings.md
 """
 
 from __future__ import annotations

@@ -113,3 +113,16 @@ def test_history_is_caught(text: str) -> None:
 )
 def test_present_tense_text_passes(text: str) -> None:
     assert findings(text, changelog=True) == []
+
+
+def test_module_docstrings_are_five_lines_at_most() -> None:
+    """Explanations belong in docs/: a module says what it is in a few lines."""
+    import ast
+
+    long = []
+    for folder in ("django_pagecall", "benchmarks", "example_project", "scripts"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            docstring = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+            if docstring and len(docstring.splitlines()) > 5:
+                long.append(f"{path.relative_to(ROOT)}: {len(docstring.splitlines())} lines")
+    assert long == []
