@@ -11,7 +11,7 @@ from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext, gettext_lazy, ngettext_lazy
 
 from ...progress import Progress
 from ...webhooks import retention
@@ -24,30 +24,29 @@ def days(text: str) -> int:
     return value
 
 
-def to_delete(kind: str, count: int) -> str:
-    if kind == "sessions":
-        text = ngettext("%(count)d session to delete", "%(count)d sessions to delete", count)
-    else:
-        text = ngettext(
-            "%(count)d webhook delivery to delete", "%(count)d webhook deliveries to delete", count
-        )
-    return text % {"count": count}
-
-
-def none_to_delete(kind: str) -> str:
-    if kind == "sessions":
-        return gettext("No sessions to delete.")
-    return gettext("No webhook deliveries to delete.")
-
-
-def deleted_message(kind: str, count: int) -> str:
-    if kind == "sessions":
-        text = ngettext("%(count)d session deleted.", "%(count)d sessions deleted.", count)
-    else:
-        text = ngettext(
-            "%(count)d webhook delivery deleted.", "%(count)d webhook deliveries deleted.", count
-        )
-    return text % {"count": count}
+#: Whole sentences for each kind of row, so that each is translated as one.
+MESSAGES = {
+    "sessions": {
+        "to delete": ngettext_lazy(
+            "%(count)d session to delete", "%(count)d sessions to delete", "count"
+        ),
+        "none": gettext_lazy("No sessions to delete."),
+        "deleted": ngettext_lazy(
+            "%(count)d session deleted.", "%(count)d sessions deleted.", "count"
+        ),
+    },
+    "deliveries": {
+        "to delete": ngettext_lazy(
+            "%(count)d webhook delivery to delete",
+            "%(count)d webhook deliveries to delete",
+            "count",
+        ),
+        "none": gettext_lazy("No webhook deliveries to delete."),
+        "deleted": ngettext_lazy(
+            "%(count)d webhook delivery deleted.", "%(count)d webhook deliveries deleted.", "count"
+        ),
+    },
+}
 
 
 class Command(BaseCommand):
@@ -121,10 +120,10 @@ class Command(BaseCommand):
         for kind, queryset in targets:
             count = queryset.count()
             if options["dry_run"]:
-                self.stdout.write(to_delete(kind, count))
+                self.stdout.write(MESSAGES[kind]["to delete"] % {"count": count})
                 continue
             if not count:
-                self.stdout.write(none_to_delete(kind))
+                self.stdout.write(str(MESSAGES[kind]["none"]))
                 continue
             progress = Progress(count, cast(TextIO, self.stderr._out), label="pagecall_prune")
 
@@ -135,4 +134,4 @@ class Command(BaseCommand):
             deleted = retention.delete_in_batches(
                 queryset, batch_size=options["batch_size"], on_batch=advance
             )
-            self.stdout.write(self.style.SUCCESS(deleted_message(kind, deleted)))
+            self.stdout.write(self.style.SUCCESS(MESSAGES[kind]["deleted"] % {"count": deleted}))
