@@ -411,3 +411,46 @@ def test_admin_lists_fit_1280_pixels(
         for index in range(names.count()):
             lines = names.nth(index).evaluate(LINES_OF_TEXT)
             assert 1 <= lines <= 3, (model, names.nth(index).inner_text(), lines)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_usage_report_and_a_rooms_attendance(
+    browser: Browser,
+    live_server: Any,
+    admin_user: Any,
+    pagecall_emulator: Emulator,
+    pagecall_workspace: Any,
+) -> None:
+    from django.test import Client
+
+    from django_pagecall.usage import month_of
+    from tests.test_meetings import Stay
+    from tests.test_usage import events_of, headers_for
+    from tests.test_webhook_support import make_room, post
+
+    pagecall_workspace("school")
+    lesson, lecture = make_room(pagecall_emulator, name="Lesson"), make_room(pagecall_emulator)
+    Room.objects.filter(pk=lecture.room.pk).update(workspace="school", name="Lecture")
+    start = timezone.now() - timedelta(hours=3)
+    if month_of(start) != month_of(start + timedelta(hours=2)):
+        start -= timedelta(hours=3)  # every stay in one month
+    stays = [Stay("alice", 0, 3000), Stay("bob", 600, 2400), Stay("alice", 3600, 4200)]
+    webhooks = Client()
+    for sent in events_of(lesson, stays, start) + events_of(lecture, stays[:2], start):
+        assert post(webhooks, sent, headers_for(sent, lesson, lecture)).status_code == 200
+
+    page = browser.page
+    browser.log_in(f"{live_server.url}/admin/login/?next=/admin/", "admin", "password")
+    page.goto(f"{live_server.url}/admin/django_pagecall/session/usage/")
+    browser.shot("usage-report")
+    this_month = month_of(start).strftime("%Y-%m")
+    rows = page.locator("table.pagecall-usage-report tbody tr")
+    cells = [rows.nth(i).locator("td").all_inner_texts() for i in range(rows.count())]
+    assert [this_month, "default", "2", "60", "3", "2"] in cells, cells
+    assert [this_month, "school", "1", "50", "2", "2"] in cells, cells
+
+    page.goto(f"{live_server.url}/admin/django_pagecall/room/{lesson.room.pk}/change/")
+    browser.shot("room-attendance")
+    attendance = page.locator(".field-attendance_report table.pagecall-report")
+    assert attendance.is_visible()
+    assert "alice" in attendance.inner_text() and "bob" in attendance.inner_text()
