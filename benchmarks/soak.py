@@ -150,6 +150,13 @@ class Soak:
         }
         for _ in range(self.args.workers):
             self.start_worker()
+        # The load starts once every worker consumes: on a busy machine a worker takes seconds.
+        deadline = time.monotonic() + 120
+        while not all("ready." in worker.log() for worker in self.workers):
+            if time.monotonic() > deadline:
+                self.tally.problem("the workers were not ready within 120 s")
+                break
+            time.sleep(0.2)
 
     def route_logs(self) -> None:
         """The site's log records to a file, counted by logger and level (not to the console)."""
@@ -228,7 +235,7 @@ class Soak:
     def refresh_rooms(self) -> None:
         while not self.stop.is_set():
             self.room_ids = [
-                r["id"] for r in self.emulator.rooms.values() if "terminated_at" not in r
+                r["id"] for r in self.emulator.rooms.values() if not r.get("terminated_at")
             ]
             self.stop.wait(1.0)
 
@@ -490,10 +497,16 @@ class Soak:
                     wrong += 1
         figures += [("sessions played", played), ("sessions stored", len(local))]
         figures += [("sessions missing", missing), ("sessions with wrong times", wrong)]
+        if not played:
+            failures.append("no session was played: the load never joined a room")
         if missing or wrong or len(local) != played:
             failures.append(
                 f"sessions: {missing} missing, {wrong} wrong, {len(local)} stored of {played}"
             )
+
+        # Usage: what the workers counted, and the sweep after them, adds up and matches the
+        # sessions of every room with no meeting going on.
+        failures += self.check_usage(figures)
 
         # Webhooks: every one the emulator sent accepted, stored and processed.
         webhooks = self.emulator.webhooks
@@ -543,6 +556,54 @@ class Soak:
         for name, value in figures:
             print(f"  {name}: {value}")
         return failures
+
+    def check_usage(self, figures: list[tuple[str, Any]]) -> list[str]:
+        from django_pagecall.meetings import merge
+        from django_pagecall.models import ActiveUser, MonthlyUsage, Room, Session
+        from django_pagecall.usage import count_stale, month_of
+
+        swept = count_stale(limit=10**6)
+        failures: list[str] = []
+        spans: dict[int, list[tuple[Any, Any]]] = collections.defaultdict(list)
+        for room_id, joined, left in Session.objects.filter(joined_at__isnull=False).values_list(
+            "room_id", "joined_at", "left_at"
+        ):
+            spans[room_id].append((joined, left))
+        totals: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+        quiet = 0
+        for room in Room.objects.all():
+            for month, figures_of_room in (room.usage_counted or {}).items():
+                for i, value in enumerate(figures_of_room):
+                    totals[month][i] += value
+            meetings = merge(spans[room.pk])
+            if any(m.ended_at is None for m in meetings):
+                continue  # a meeting goes on: counted once it ends
+            quiet += 1
+            expected: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0, 0])
+            for joined, _ in spans[room.pk]:
+                expected[month_of(joined).isoformat()][0] += 1
+            for m in meetings:
+                counted = expected[month_of(m.started_at).isoformat()]
+                counted[1] += 1
+                counted[2] += m.seconds()
+            if room.usage_stale or dict(expected) != {
+                k: v for k, v in (room.usage_counted or {}).items() if v != [0, 0, 0]
+            }:
+                failures.append(f"room {room.pk}: usage {room.usage_counted} != {dict(expected)}")
+        stored = {
+            row.month.isoformat(): [row.sessions, row.meetings, row.meeting_seconds]
+            for row in MonthlyUsage.objects.filter(workspace="default")
+        }
+        if stored != dict(totals):
+            failures.append(f"monthly usage {stored} != the rooms' counts {dict(totals)}")
+        for row in MonthlyUsage.objects.all():
+            users = ActiveUser.objects.filter(workspace=row.workspace, month=row.month).count()
+            if users != row.active_users:
+                failures.append(f"{row}: {row.active_users} active users, {users} recorded")
+        figures += [("rooms counted by the sweep at the end", swept)]
+        figures += [("rooms with no meeting going on, usage checked", quiet)]
+        figures += [("monthly usage", stored)]
+        return failures[:20]
 
 
 class Quiet:
