@@ -171,23 +171,25 @@ def setup_database(rooms: int) -> list[tuple[str, str, str]]:
     call_command("migrate", verbosity=0)
     from django.db import connection
 
-    from django_pagecall.models import Room, SyncState
-    from django_pagecall.webhooks.auth import SECRET_HEADER, headers_for_room
-
     with connection.cursor() as cursor:
         cursor.execute(
             f"CREATE TABLE {CEILING_TABLE} (id bigserial PRIMARY KEY, body text NOT NULL,"
             " received_at timestamptz NOT NULL)"
         )
-    made = Room.objects.bulk_create(
-        Room(
-            name=f"bench-{i}",
-            pagecall_id=f"{i:024x}",
-            sync_state=SyncState.SYNCED,
-        )
-        for i in range(rooms)
-    )
+    made = make_rooms(rooms)
     connection.close()  # gunicorn's workers open their own
+    return made
+
+
+def make_rooms(count: int) -> list[tuple[str, str, str]]:
+    """``count`` rooms synced with Pagecall; their (pk, webhook secret, Pagecall id)."""
+    from django_pagecall.models import Room, SyncState
+    from django_pagecall.webhooks.auth import SECRET_HEADER, headers_for_room
+
+    made = Room.objects.bulk_create(
+        Room(name=f"bench-{i}", pagecall_id=f"{i:024x}", sync_state=SyncState.SYNCED)
+        for i in range(count)
+    )
     return [
         (str(room.pk), headers_for_room(room.pk)[SECRET_HEADER], str(room.pagecall_id))
         for room in made
