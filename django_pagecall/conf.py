@@ -37,9 +37,20 @@ class Key:
     required: bool = False
 
 
+def gettext_noop(message: str) -> str:
+    """Marks ``message`` for makemessages without reading the settings, which Django's does."""
+    return message
+
+
 #: Every key of ``PAGECALL``, its default and meaning (docs/settings.md's table is made from it).
 KEYS: Final[tuple[Key, ...]] = (
-    Key("API_KEY", None, "Pagecall API key of the workspace (Bearer token).", required=True),
+    # Marked: the error for its absence quotes it.
+    Key(
+        "API_KEY",
+        None,
+        gettext_noop("Pagecall API key of the workspace (Bearer token)."),
+        required=True,
+    ),
     Key("API_URL", "https://api.pagecall.com/v1", "Base URL of Pagecall's REST API."),
     Key(
         "WEBHOOK_URL",
@@ -333,7 +344,7 @@ class PagecallSettings:
             if key.required:
                 raise ImproperlyConfigured(
                     gettext("%(label)s is not set; django-pagecall needs it (%(doc)s)")
-                    % {"label": setting_label(name), "doc": key.doc}
+                    % {"label": setting_label(name), "doc": gettext(key.doc)}
                 )
             return key.default
         problem = validation_problem(name, value)

@@ -122,6 +122,58 @@ def test_real_strings_translate_under_ko() -> None:
         assert str(SyncState.SYNCED.label) == "synced"
 
 
+HANGUL = re.compile("[\uac00-\ud7a3]")
+
+
+def test_every_model_name_field_label_help_text_and_choice_reads_in_korean() -> None:
+    """What the admin shows of the models: a label without a marked verbose name stays English."""
+    from django.apps import apps
+
+    untranslated = []
+    with translation.override("ko"):
+        for model in apps.get_app_config("django_pagecall").get_models():
+            meta = model._meta
+            texts = {
+                f"{model.__name__} verbose_name": meta.verbose_name,
+                f"{model.__name__} verbose_name_plural": meta.verbose_name_plural,
+            }
+            for field in meta.get_fields():
+                if not field.concrete or field.auto_created:
+                    continue
+                name = f"{model.__name__}.{field.name}"
+                texts[name] = field.verbose_name
+                if field.help_text:
+                    texts[f"{name} help_text"] = field.help_text
+                for value, label in field.choices or []:
+                    texts[f"{name} choice {value}"] = label
+            for where, text in texts.items():
+                korean = str(text)
+                with translation.override("en"):
+                    english = str(text)
+                # "Pagecall id" reads "Pagecall ID": translated, with no Hangul.
+                if not HANGUL.search(korean) and korean == english:
+                    untranslated.append(where)
+    assert untranslated == []
+
+
+def test_a_rooms_history_entry_is_written_in_the_staff_members_language(
+    admin_client: Any,
+) -> None:
+    from django.contrib.admin.models import LogEntry
+    from django.urls import reverse
+
+    from django_pagecall.models import Room
+
+    room = Room.objects.create(name="수학")  # pending: the test's transaction never commits
+    with translation.override("ko"):
+        admin_client.post(
+            reverse("admin:django_pagecall_room_changelist"),
+            {"action": "retry_sync", "_selected_action": [room.pk]},
+        )
+    entry = LogEntry.objects.get(object_id=str(room.pk))
+    assert entry.get_change_message() == "Pagecall과의 동기화를 다시 시도했습니다."
+
+
 def test_the_compiled_catalogue_matches_the_po(entries: list[Entry]) -> None:
     """What Django serves under "ko" is the .po's msgstr for every msgid: the .mo is current."""
     stale = []

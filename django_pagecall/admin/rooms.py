@@ -276,7 +276,7 @@ class RoomAdmin(RoomReports, admin.ModelAdmin):  # type: ignore[type-arg]
             _("mirrored from Pagecall (read-only)"),
             {"fields": list(MIRRORED_FIELDS), "classes": ["collapse"]},
         ),
-        (_("record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+        (_("timestamps"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
     def get_inlines(self, request: HttpRequest, obj: Room | None) -> list[Any]:
@@ -395,7 +395,7 @@ class RoomAdmin(RoomReports, admin.ModelAdmin):  # type: ignore[type-arg]
                 continue
             # Failed rooms go back to pending; pending ones (say the broker was down) are queued.
             sync.retry_room(room)
-            self.log_change(request, room, "Retried the sync with Pagecall.")
+            self.log_change(request, room, gettext("Retried the sync with Pagecall."))
             sent += 1
         self.message_user(
             request,
@@ -450,7 +450,7 @@ class RoomAdmin(RoomReports, admin.ModelAdmin):  # type: ignore[type-arg]
         if request.POST.get("post") == "yes":
             for room in open_rooms:
                 room.terminate()
-                self.log_change(request, room, "Terminated the room on Pagecall.")
+                self.log_change(request, room, gettext("Terminated the room on Pagecall."))
             self.message_user(
                 request,
                 ngettext(
@@ -540,8 +540,11 @@ class RoomAdmin(RoomReports, admin.ModelAdmin):  # type: ignore[type-arg]
             return HttpResponseRedirect(
                 reverse("admin:django_pagecall_room_change", args=[room.pk])
             )
-        verb = "Opened the meeting" if page == "meet" else "Opened the replay"
-        self.log_change(request, room, f"{verb} as member {member.user_id}.")
+        if page == "meet":
+            entry = gettext("Opened the meeting as member %(user)s.")
+        else:
+            entry = gettext("Opened the replay as member %(user)s.")
+        self.log_change(request, room, entry % {"user": member.user_id})
         return HttpResponseRedirect(url)
 
 

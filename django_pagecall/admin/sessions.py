@@ -231,7 +231,7 @@ class SessionAdmin(UsageReport, _SessionDisplay, admin.ModelAdmin):  # type: ign
         (None, {"fields": ["room", "session_id", "source"]}),
         (_("who"), {"fields": ["user_id", "member_id", "room_member"]}),
         (_("when"), {"fields": ["joined_at", "left_at", "duration", "online"]}),
-        (_("record"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+        (_("timestamps"), {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

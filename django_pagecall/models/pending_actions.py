@@ -42,9 +42,11 @@ class PendingAction(models.Model):
 
     class Meta:
         verbose_name = _("pending action")
+        verbose_name_plural = _("pending actions")
         ordering = ["pk"]
 
     def __str__(self) -> str:
-        target = f"{self.user_id} in " if self.user_id else ""
-        room = self.room_pagecall_id or f"room {self.room_pk} (being created)"
-        return f"{self.get_kind_display()}: {target}{room}"
+        room = self.room_pagecall_id or _("room %(pk)s (being created)") % {"pk": self.room_pk}
+        if self.user_id:
+            room = _("%(user)s in %(room)s") % {"user": self.user_id, "room": room}
+        return f"{self.get_kind_display()}: {room}"

@@ -182,11 +182,16 @@ class SyncFields(models.Model):
     )
     sync_attempts = models.PositiveIntegerField(_("attempts"), default=0, editable=False)
     sync_error = models.TextField(_("last error"), blank=True, default="", editable=False)
-    attempt_started_at = models.DateTimeField(null=True, blank=True, editable=False)
-    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    attempt_started_at = models.DateTimeField(
+        _("attempt started at"), null=True, blank=True, editable=False
+    )
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True, editable=False)
     synced_at = models.DateTimeField(_("synced at"), null=True, blank=True, editable=False)
     needs_update = models.BooleanField(
-        default=False, editable=False, help_text=_("A local change has yet to reach Pagecall.")
+        _("needs update"),
+        default=False,
+        editable=False,
+        help_text=_("A local change has yet to reach Pagecall."),
     )
 
     #: The site's fields whose change is sent to Pagecall as an update (each model names its own).
@@ -248,7 +253,7 @@ class Room(SyncFields):
     type = models.CharField(
         _("type"), max_length=16, choices=RoomType.choices, default=RoomType.PUBLIC
     )
-    record = models.BooleanField(_("record"), default=True)
+    record = models.BooleanField(_("record the meeting"), default=True)
     max_meeting_seconds = models.PositiveIntegerField(
         _("max meeting seconds"),
         null=True,
@@ -266,21 +271,37 @@ class Room(SyncFields):
     )
 
     # Mirrored from Pagecall's Room object.
-    application_id = models.CharField(max_length=64, blank=True, default="", editable=False)
-    layout = models.CharField(max_length=64, blank=True, default="", editable=False)
-    thumbnail_url = models.URLField(max_length=1024, blank=True, default="", editable=False)
-    meeting_time = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    started_at = models.DateTimeField(null=True, blank=True, editable=False)
-    terminated_at = models.DateTimeField(null=True, blank=True, editable=False)
-    pagecall_created_at = models.DateTimeField(null=True, blank=True, editable=False)
-    pagecall_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    application_id = models.CharField(
+        _("Pagecall application id"), max_length=64, blank=True, default="", editable=False
+    )
+    layout = models.CharField(_("layout"), max_length=64, blank=True, default="", editable=False)
+    thumbnail_url = models.URLField(
+        _("thumbnail URL"), max_length=1024, blank=True, default="", editable=False
+    )
+    meeting_time = models.PositiveIntegerField(
+        _("meeting time (seconds)"), null=True, blank=True, editable=False
+    )
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True, editable=False)
+    terminated_at = models.DateTimeField(_("terminated at"), null=True, blank=True, editable=False)
+    pagecall_created_at = models.DateTimeField(
+        _("created at Pagecall"), null=True, blank=True, editable=False
+    )
+    pagecall_updated_at = models.DateTimeField(
+        _("updated at Pagecall"), null=True, blank=True, editable=False
+    )
 
-    terminate_requested = models.BooleanField(default=False, editable=False)
+    terminate_requested = models.BooleanField(
+        _("termination requested"), default=False, editable=False
+    )
 
     # Snapshots from webhooks: the newest timestamp wins.
-    sessions_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    members_count = models.PositiveIntegerField(null=True, blank=True, editable=False)
-    counters_at = models.DateTimeField(null=True, blank=True, editable=False)
+    sessions_count = models.PositiveIntegerField(
+        _("connected sessions"), null=True, blank=True, editable=False
+    )
+    members_count = models.PositiveIntegerField(
+        _("connected members"), null=True, blank=True, editable=False
+    )
+    counters_at = models.DateTimeField(_("counted at"), null=True, blank=True, editable=False)
     # The start of the meeting going on as meeting_started announced it; null between meetings.
     meeting_started_at = models.DateTimeField(
         _("in a meeting since"), null=True, blank=True, editable=False
@@ -288,12 +309,14 @@ class Room(SyncFields):
 
     # The room's share of the monthly usage, {"YYYY-MM-01": [sessions, meetings, seconds]}, as
     # counted at usage_counted_at; usage_stale: a session changed since (usage.count_room).
-    usage_counted = models.JSONField(default=dict, blank=True, editable=False)
-    usage_counted_at = models.DateTimeField(null=True, blank=True, editable=False)
-    usage_stale = models.BooleanField(default=False, editable=False)
+    usage_counted = models.JSONField(_("usage counted"), default=dict, blank=True, editable=False)
+    usage_counted_at = models.DateTimeField(
+        _("usage counted at"), null=True, blank=True, editable=False
+    )
+    usage_stale = models.BooleanField(_("usage to count"), default=False, editable=False)
 
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = SyncQuerySet["Room"].as_manager()
 
@@ -301,6 +324,8 @@ class Room(SyncFields):
     _loaded_workspace: str | None
 
     class Meta:
+        verbose_name = _("room")
+        verbose_name_plural = _("rooms")
         ordering = ["-created_at", "-pk"]
         indexes = [
             models.Index(fields=["sync_state", "lease_until"], name="pagecall_room_sync_idx"),
@@ -431,7 +456,9 @@ class Room(SyncFields):
 
 
 class Member(SyncFields):
-    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="members")
+    room = models.ForeignKey(
+        Room, on_delete=models.CASCADE, related_name="members", verbose_name=_("room")
+    )
     user_id = models.CharField(
         _("Pagecall user id"),
         max_length=255,
@@ -456,11 +483,13 @@ class Member(SyncFields):
         _("Pagecall member id"), max_length=64, blank=True, default="", editable=False
     )
     is_blocked = models.BooleanField(_("blocked"), default=False, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     objects = SyncQuerySet["Member"].as_manager()
 
     class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
         ordering = ["room", "pk"]
         constraints = [
             models.UniqueConstraint(fields=["room", "user_id"], name="pagecall_member_unique_user")
@@ -513,13 +542,16 @@ class PagecallUser(models.Model):
 
     workspace = workspace_field()
     user_id = models.CharField(_("Pagecall user id"), max_length=255)
-    name = models.CharField(max_length=255, blank=True, default="")
-    access_token = models.CharField(max_length=255, blank=True, default="", editable=False)
-    registered_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    name = models.CharField(_("name"), max_length=255, blank=True, default="")
+    access_token = models.CharField(
+        _("access token"), max_length=255, blank=True, default="", editable=False
+    )
+    registered_at = models.DateTimeField(_("registered at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         verbose_name = _("Pagecall user")
+        verbose_name_plural = _("Pagecall users")
         ordering = ["user_id", "workspace"]
         constraints = [
             models.UniqueConstraint(
@@ -560,6 +592,7 @@ class DeletedRoom(models.Model):
 
     class Meta:
         verbose_name = _("deleted room")
+        verbose_name_plural = _("deleted rooms")
         indexes = [
             models.Index(
                 fields=["name_in_flight", "in_flight_until"], name="pagecall_deleted_flight_idx"
@@ -567,7 +600,7 @@ class DeletedRoom(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.pagecall_id or f"{self.name_in_flight!r} (in flight)"
+        return self.pagecall_id or _("%(name)r (in flight)") % {"name": self.name_in_flight}
 
 
 @receiver(pre_delete, sender=Room, dispatch_uid="django_pagecall.room_deleted")

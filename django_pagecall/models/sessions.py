@@ -13,6 +13,7 @@ from django.db.models import Count, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from .rooms import Member, Room
 
@@ -31,7 +32,11 @@ class Session(models.Model):
     # No index of its own: the "online" index below starts with the room, and serves every
     # look-up by room (each index is written on every webhook).
     room = models.ForeignKey(
-        Room, on_delete=models.CASCADE, related_name="sessions", db_index=False
+        Room,
+        on_delete=models.CASCADE,
+        related_name="sessions",
+        db_index=False,
+        verbose_name=_("room"),
     )
     # Unique by a constraint (pagecall_session_unique_id) rather than unique=True, which on
     # PostgreSQL also builds a second, LIKE-pattern index that nothing here queries.
@@ -49,13 +54,18 @@ class Session(models.Model):
     )
     joined_at = models.DateTimeField(_("joined at"), null=True, blank=True)
     left_at = models.DateTimeField(_("left at"), null=True, blank=True)
-    source = models.CharField(max_length=16, choices=Source.choices, default=Source.WEBHOOK)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    source = models.CharField(
+        _("source"), max_length=16, choices=Source.choices, default=Source.WEBHOOK
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     objects = SessionQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("session")
+        # A context of its own: django.contrib.sessions's catalogue words "sessions" otherwise.
+        verbose_name_plural = pgettext_lazy("model", "sessions")
         ordering = ["-joined_at", "-pk"]
         indexes = [
             models.Index(fields=["room", "left_at"], name="pagecall_session_online_idx"),
@@ -70,7 +80,10 @@ class Session(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id or 'anonymous'} in {self.room}"
+        return _("%(user)s in %(room)s") % {
+            "user": self.user_id or _("anonymous"),
+            "room": self.room,
+        }
 
     @property
     def is_online(self) -> bool:

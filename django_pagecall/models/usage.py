@@ -31,11 +31,13 @@ class MonthlyUsage(models.Model):
 class ActiveUser(models.Model):
     """A Pagecall user id with a session in the month: counted once in ``active_users``."""
 
-    workspace = models.CharField(max_length=64)
-    month = models.DateField()
-    user_id = models.CharField(max_length=255)
+    workspace = models.CharField(_("workspace"), max_length=64)
+    month = models.DateField(_("month"))
+    user_id = models.CharField(_("Pagecall user id"), max_length=255)
 
     class Meta:
+        verbose_name = _("active user")
+        verbose_name_plural = _("active users")
         constraints = [
             models.UniqueConstraint(
                 fields=["month", "workspace", "user_id"], name="pagecall_active_user_once"
@@ -43,4 +45,8 @@ class ActiveUser(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} in {self.workspace} {self.month:%Y-%m}"
+        return _("%(user)s in %(workspace)s %(month)s") % {
+            "user": self.user_id,
+            "workspace": self.workspace,
+            "month": f"{self.month:%Y-%m}",
+        }

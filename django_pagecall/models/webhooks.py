@@ -79,8 +79,8 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        what = self.action or "webhook"
-        return f"{what} {self.session_id} ({self.state})".replace("  ", " ")
+        what = self.action or _("webhook")
+        return f"{what} {self.session_id} ({self.get_state_display()})".replace("  ", " ")
 
     def __repr__(self) -> str:
         return f"<WebhookDelivery {self.pk} {self.action or '?'} {self.state}>"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import remote
 from ..client import get_client
@@ -141,7 +142,10 @@ def reconcile_sessions(
         try:
             created, updated = reconcile_room(room, using)
         except PagecallError as exc:
-            result.errors.append(f"room {room.pk} ({room.pagecall_id}): {exc}")
+            result.errors.append(
+                gettext("room %(pk)s (%(pagecall_id)s): %(error)s")
+                % {"pk": room.pk, "pagecall_id": room.pagecall_id, "error": exc}
+            )
             logger.warning("Could not reconcile the sessions of room %s: %s", room.pk, exc)
         else:
             result.created += created
