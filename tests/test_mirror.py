@@ -1,14 +1,17 @@
 """A mirror that stays true: a room read back from Pagecall when its meeting ends, the admin's
-"Refresh from Pagecall" on many rooms, and ``manage.py pagecall_import`` (run twice)."""
+"Refresh from Pagecall" on many rooms, and ``manage.py pagecall_import`` (run twice, and while
+the sweep creates rooms)."""
 
 from __future__ import annotations
 
 import io
+import threading
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connections
 from django.test import Client
 from django.utils import timezone
 
@@ -16,7 +19,7 @@ from django_pagecall.admin import rooms as rooms_admin
 from django_pagecall.client import get_client
 from django_pagecall.emulator import Emulator
 from django_pagecall.models import Member, Room, Session, SyncState
-from tests.test_webhook_support import WEBHOOK_PATH, make_room
+from tests.test_webhook_support import WEBHOOK_PATH, make_room, requires_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -191,3 +194,66 @@ def test_import_leaves_a_room_being_created_here_to_its_creator(
     assert run("pagecall_import")[0].startswith("Nothing to import")
     assert len(pagecall_emulator.rooms) == 1
     assert [r["method"] for r in pagecall_emulator.requests].count("POST") == 1
+
+
+def test_import_while_the_sweep_creates_rooms_takes_none_of_the_sites_own(
+    pagecall_emulator: Emulator,
+) -> None:
+    from django_pagecall import sync as syncing
+
+    requires_server("concurrent transactions")
+    elsewhere = {get_client().create_room(name=f"Elsewhere {i}", type="open").id for i in range(4)}
+    here = Room.objects.bulk_create([Room(name=f"Here {i}") for i in range(12)])  # no task yet
+    pagecall_emulator.clear_requests()
+    # Three rooms are created on Pagecall and their answers lost: they stay in flight here, under
+    # their names, for as long as a lease, while the imports go on.
+    pagecall_emulator.inject("POST", "/rooms", drop="after", times=3)
+    sweeping = threading.Event()
+    errors: list[BaseException] = []
+    swept: list[syncing.SweepResult] = []
+
+    def sweep() -> None:
+        try:
+            sweeping.set()
+            swept.append(syncing.sweep("default"))
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+        finally:
+            sweeping.clear()
+            connections.close_all()
+
+    def import_until_the_sweep_ends() -> None:
+        try:
+            sweeping.wait(5)
+            while sweeping.is_set():
+                run("pagecall_import")
+            run("pagecall_import")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=sweep), threading.Thread(target=import_until_the_sweep_ends)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    assert (swept[0].done, swept[0].retry) == (9, 3)
+    assert Room.objects.filter(pagecall_id__isnull=True).count() == 3
+    Room.objects.filter(pagecall_id__isnull=True).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    run("pagecall_sync")  # each finds its room by the name it was sent with
+
+    on_pagecall = set(pagecall_emulator.rooms)
+    rows = list(Room.objects.values_list("pk", "pagecall_id", "name"))
+    assert sorted(pagecall_id for _, pagecall_id, _ in rows) == sorted(on_pagecall)
+    assert {pk for pk, _, name in rows if name.startswith("Here")} == {room.pk for room in here}
+    assert {
+        pagecall_id for _, pagecall_id, name in rows if name.startswith("Elsewhere")
+    } == elsewhere
+    posts = [
+        r for r in pagecall_emulator.requests if (r["method"], r["route"]) == ("POST", "/rooms")
+    ]
+    assert len(posts) == len(here)

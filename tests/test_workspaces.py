@@ -388,6 +388,40 @@ def test_pagecall_sync_takes_a_workspace(pagecall_emulator: Emulator, school: Em
         call_command("pagecall_replay", "--workspace", "nowhere")
 
 
+def test_pagecall_import_brings_each_workspaces_rooms_into_it(
+    pagecall_emulator: Emulator, school: Emulator
+) -> None:
+    get_client().create_room(name="Home", type="open")
+    lesson = get_client("school").create_room(
+        name="Lesson", type="private", members=[{"user_id": "teacher", "type": "host"}]
+    )
+    # Each workspace's own names in flight: a room being created in "default" under the name
+    # "Lesson" does not hide the school's room of that name.
+    Room.objects.bulk_create([Room(name="Lesson", name_in_flight="Lesson")])
+    for emulator in (pagecall_emulator, school):
+        emulator.clear_requests()
+
+    out = StringIO()
+    call_command("pagecall_import", "--workspace", "school", "--dry-run", stdout=out)
+    assert out.getvalue() == f"{lesson.id} Lesson\n1 to import\n"
+    err = StringIO()
+    call_command("pagecall_import", stdout=out, stderr=err)  # every workspace
+
+    assert "pagecall_import default 1/1" in err.getvalue()
+    assert "pagecall_import school 1/1" in err.getvalue()
+    imported = Room.objects.get(pagecall_id=lesson.id)
+    assert (imported.name, imported.workspace, imported.type) == ("Lesson", "school", "private")
+    assert list(imported.members.values_list("user_id", "pagecall_id")) == [
+        ("teacher", school.members(lesson.id)[0]["id"])
+    ]
+    assert Room.objects.get(name="Home", pagecall_id__isnull=False).workspace == "default"
+    assert SCHOOL_KEY not in " ".join(authorizations(pagecall_emulator))
+    assert authorizations(school) == {f"Bearer {SCHOOL_KEY}"}
+    assert [m for emu in (pagecall_emulator, school) for m, _ in routes(emu) if m != "GET"] == []
+    with pytest.raises(CommandError, match="'nowhere' is not configured"):
+        call_command("pagecall_import", "--workspace", "nowhere")
+
+
 def test_pagecall_replay_takes_a_workspace(pagecall_emulator: Emulator, school: Emulator) -> None:
     # Rows whose Pagecall id is not stored yet: their webhooks wait for it (replayable).
     rows = Room.objects.bulk_create([Room(name="Home"), Room(name="Lesson", workspace="school")])

@@ -48,6 +48,12 @@ class ImportResult:
     skipped: int = 0
     failed: int = 0
 
+    def add(self, other: ImportResult) -> None:
+        self.imported += other.imported
+        self.members += other.members
+        self.skipped += other.skipped
+        self.failed += other.failed
+
     def __str__(self) -> str:
         return gettext(
             "%(imported)d room(s) imported with %(members)d member(s), %(skipped)d already in "
@@ -63,13 +69,14 @@ class ImportResult:
 def rooms_to_import(
     using: str = "default",
     *,
+    workspace: str = DEFAULT_WORKSPACE,
     since: datetime | None = None,
     until: datetime | None = None,
     include_terminated: bool = False,
 ) -> list[remote.Room]:
-    """Pagecall's rooms created in ``[since, until)`` that no row here has (nor had: a room
-    deleted here is not brought back), read page by page; terminated ones on request."""
-    listed = get_client().list_rooms(is_terminated=None if include_terminated else False)
+    """The workspace's rooms on Pagecall created in ``[since, until)`` that no row here has (nor
+    had: a room deleted here is not brought back), read page by page; terminated ones on request."""
+    listed = get_client(workspace).list_rooms(is_terminated=None if include_terminated else False)
     candidates = [
         r
         for r in listed
@@ -79,15 +86,15 @@ def rooms_to_import(
     ]
     taken: set[str | None] = set()  # ids, and names in flight
     for start in range(0, len(candidates), 500):  # bounded IN lists
-        taken.update(taken_here(candidates[start : start + 500], using))
+        taken.update(taken_here(candidates[start : start + 500], using, workspace))
     return [r for r in candidates if r.id not in taken and (r.name or r.id) not in taken]
 
 
-def taken_here(page: list[remote.Room], using: str) -> set[str | None]:
+def taken_here(page: list[remote.Room], using: str, workspace: str) -> set[str | None]:
     """The ids of ``page`` that a row has or had, and the names in flight among theirs: a room
     being created here is on Pagecall before its id is stored here, under a name in flight."""
     ids = [r.id for r in page]
-    in_flight = Q(workspace=DEFAULT_WORKSPACE, name_in_flight__in=[r.name for r in page if r.name])
+    in_flight = Q(workspace=workspace, name_in_flight__in=[r.name for r in page if r.name])
     # Rooms first, then deleted rooms: a deletion moves a row from one to the other at once.
     taken = {
         value
@@ -106,16 +113,21 @@ def taken_here(page: list[remote.Room], using: str) -> set[str | None]:
     return taken
 
 
-def import_room(found: remote.Room, using: str = "default") -> int | None:
-    """Save one Pagecall room here, already synced, with its members; how many members, or
-    None when a row has it by now. Nothing is sent to Pagecall."""
-    members = list(get_client().list_members(found.id))  # before the transaction: no lock held
+def import_room(
+    found: remote.Room, using: str = "default", workspace: str = DEFAULT_WORKSPACE
+) -> int | None:
+    """Save one Pagecall room of ``workspace`` here, already synced, with its members; how many
+    members, or None when a row has it by now. Nothing is sent to Pagecall."""
+    members = list(
+        get_client(workspace).list_members(found.id)
+    )  # before the transaction: no lock held
     now = timezone.now()
     room_type = found.type if found.type in RoomType.values else RoomType.PUBLIC
     try:
         with transaction.atomic(using=using):
             room = Room(
                 name=(found.name or found.id)[:255],
+                workspace=workspace,
                 type=room_type,
                 record=True if found.record is None else found.record,
                 pagecall_id=found.id,
@@ -156,11 +168,12 @@ def import_rooms(
     rooms: Iterable[remote.Room],
     using: str = "default",
     on_room: Callable[[], None] | None = None,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> ImportResult:
     result = ImportResult()
     for found in rooms:
         try:
-            members = import_room(found, using)
+            members = import_room(found, using, workspace)
         except PagecallError as exc:
             logger.error("Pagecall room %s: not imported: %s", found.id, exc)
             result.failed += 1

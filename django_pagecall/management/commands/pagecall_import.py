@@ -8,14 +8,18 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any, TextIO, cast
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from ... import remote
+from ...conf import pagecall_settings
 from ...exceptions import PagecallError
 from ...progress import Progress
 from ...sync import mirror
+from .pagecall_sync import workspace_option
 
 
 def day(text: str) -> date:
@@ -37,6 +41,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--database", default=DEFAULT_DB_ALIAS, help=gettext("Database alias to use.")
+        )
+        parser.add_argument(
+            "--workspace",
+            help=gettext("The rooms of this Pagecall workspace only (default: every workspace)."),
         )
         parser.add_argument(
             "--since",
@@ -65,24 +73,43 @@ class Command(BaseCommand):
         until = start_of(options["until"] + timedelta(days=1)) if options["until"] else None
         if since is not None and until is not None and until <= since:
             raise CommandError(gettext("--until is before --since."))
-        try:
-            found = mirror.rooms_to_import(
-                using, since=since, until=until, include_terminated=options["include_terminated"]
-            )
-        except PagecallError as exc:
-            raise CommandError(
-                gettext("Listing Pagecall's rooms failed: %(error)s") % {"error": exc}
-            ) from exc
+        chosen = workspace_option(options["workspace"])
+        workspaces = [chosen] if chosen else pagecall_settings.workspace_names()
+        several = len(workspaces) > 1  # then each line and progress bar names its workspace
+        found: dict[str, list[remote.Room]] = {}
+        for workspace in workspaces:
+            try:
+                found[workspace] = mirror.rooms_to_import(
+                    using,
+                    workspace=workspace,
+                    since=since,
+                    until=until,
+                    include_terminated=options["include_terminated"],
+                )
+            except (PagecallError, ImproperlyConfigured) as exc:
+                message = gettext("Listing Pagecall's rooms failed: %(error)s") % {"error": exc}
+                raise CommandError(f"{workspace}: {message}" if several else message) from exc
         if options["dry_run"]:
-            for room in found:
-                self.stdout.write(f"{room.id} {room.name}")
-            self.stdout.write(gettext("%(count)d to import") % {"count": len(found)})
+            for workspace, rooms in found.items():
+                for room in rooms:
+                    self.stdout.write(
+                        f"{workspace}: {room.id} {room.name}"
+                        if several
+                        else f"{room.id} {room.name}"
+                    )
+            count = sum(len(rooms) for rooms in found.values())
+            self.stdout.write(gettext("%(count)d to import") % {"count": count})
             return
-        if not found:
+        if not any(found.values()):
             self.stdout.write(gettext("Nothing to import: every room on Pagecall is in the site."))
             return
-        progress = Progress(len(found), cast(TextIO, self.stderr._out), label="pagecall_import")
-        result = mirror.import_rooms(found, using, on_room=progress.advance)
+        result = mirror.ImportResult()
+        for workspace, rooms in found.items():
+            if not rooms:
+                continue
+            label = f"pagecall_import {workspace}" if several else "pagecall_import"
+            progress = Progress(len(rooms), cast(TextIO, self.stderr._out), label=label)
+            result.add(mirror.import_rooms(rooms, using, progress.advance, workspace))
         if result.failed:
             raise CommandError(str(result))
         self.stdout.write(self.style.SUCCESS(str(result)))
