@@ -72,6 +72,12 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
+# A Korean font, so that the screenshots of the admin in Korean show its text, not boxes.
+if ! dpkg -s fonts-nanum 2>/dev/null | grep -q "^Status: install ok installed"; then
+    log "installing fonts-nanum (Debian) for the Korean screenshots"
+    apt_install fonts-nanum || echo "test.sh: could not install fonts-nanum; Korean screenshots show boxes." >&2
+fi
+
 missing=()
 for package in libmariadb-dev pkg-config; do
     dpkg -s "$package" 2>/dev/null | grep -q "^Status: install ok installed" || missing+=("$package")

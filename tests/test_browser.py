@@ -454,3 +454,45 @@ def test_the_usage_report_and_a_rooms_attendance(
     attendance = page.locator(".field-attendance_report table.pagecall-report")
     assert attendance.is_visible()
     assert "alice" in attendance.inner_text() and "bob" in attendance.inner_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_in_korean(
+    browser: Browser, live_server: Any, admin_user: Any, pagecall_emulator: Emulator, settings: Any
+) -> None:
+    from django.test import Client
+
+    from django_pagecall.models import Member
+    from tests.test_meetings import Stay
+    from tests.test_usage import events_of, headers_for
+    from tests.test_webhook_support import make_room, post
+
+    # As docs/translations.md says: Korean as the site's language (the live server's middleware,
+    # LocaleMiddleware among them, is loaded once for the whole session).
+    settings.LANGUAGE_CODE = "ko"
+    math = make_room(pagecall_emulator, name="수학")
+    Room.objects.filter(pk=math.room.pk).update(sync_state=SyncState.SYNCED)
+    Member.objects.bulk_create([Member(room=math.room, user_id="alice", name="앨리스")])
+    start = timezone.now() - timedelta(minutes=30)
+    for sent in events_of(math, [Stay("alice", 0, 600)], start):
+        assert post(Client(), sent, headers_for(sent, math)).status_code == 200
+
+    page = browser.page
+    browser.log_in(f"{live_server.url}/admin/login/?next=/admin/", "admin", "password")
+    page.goto(f"{live_server.url}/admin/django_pagecall/room/")
+    browser.shot("room-list")
+    assert page.locator("#content h1").inner_text() == "변경할 회의실 선택"
+    page.goto(f"{live_server.url}/admin/django_pagecall/room/{math.room.pk}/change/")
+    page.locator("fieldset details summary").last.click()  # open the timestamps
+    browser.shot("room-page")
+    text = page.locator("#content").inner_text()
+    for korean in (
+        "회의실 변경",
+        "회의 녹화",
+        "동기화됨",
+        "기록 시각",
+        "생성 시각",
+        "멤버",
+        "세션",
+    ):
+        assert korean in text, korean
