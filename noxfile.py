@@ -1,21 +1,7 @@
-"""Development sessions: lint, type checks and the test matrix.
+"""Development sessions: lint, type checks, the test matrix, the docs and the release checks.
 
-``nox`` runs them all; ``nox -s tests-3.11`` runs one. ``bash scripts/test.sh`` installs nox
-and puts the interpreters on PATH first. The sessions:
-
-* ``lint`` and ``typecheck``;
-* ``tests-3.11`` (Django 5.2, with the browser tests) and ``tests-3.13`` (Django 6.x): the whole
-  suite on PostgreSQL;
-* ``tests_mariadb`` (Python 3.11, Django 5.2): the whole suite but the browser tests, on MariaDB;
-* ``tests_sqlite``: the fast layer on SQLite;
-* ``docs``: the documentation site (Sphinx, Furo, MyST), warnings as errors, into docs/_build/html;
-* ``release``: the sdist and wheel built into a temporary directory and checked as an index would
-  (``twine check --strict``, scripts/check_dist.py).
-
-Each tests session uses a database of its own (pytest-django creates ``test_<name>``) and a
-Redis database of its own, so that sessions can run side by side. ``DATABASE_URL`` in the
-environment replaces the PostgreSQL sessions' database, ``MARIADB_DATABASE_URL`` the MariaDB
-session's, and ``REDIS_URL`` every session's Redis database.
+``nox`` runs them all, ``nox -s tests-3.11`` one, ``nox -t side`` and ``nox -t main`` the two
+lanes that ``scripts/test.sh`` runs side by side. The sessions: docs/contributing.md.
 """
 
 from __future__ import annotations
@@ -63,7 +49,7 @@ def existing(paths: list[str]) -> list[str]:
     return [p for p in paths if (ROOT / p).exists()]
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.11", tags=["main"])
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""
     session.install(dev_requirement("ruff"))
@@ -72,7 +58,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", *paths)
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.11", tags=["main"])
 def typecheck(session: nox.Session) -> None:
     """mypy (strict, with django-stubs) over the package."""
     session.install("-e", ".[dev]", DJANGO_FOR_PYTHON["3.11"])
@@ -103,7 +89,7 @@ def run_pytest(session: nox.Session, env: dict[str, str], *args: str) -> None:
         )
 
 
-@nox.session(python=list(DJANGO_FOR_PYTHON))
+@nox.session(python=list(DJANGO_FOR_PYTHON), tags=["side"])
 def tests(session: nox.Session) -> None:
     """The whole suite on PostgreSQL and Redis, Django 5.2 on Python 3.11 and 6.x on 3.13."""
     assert session.python in DJANGO_FOR_PYTHON
@@ -119,7 +105,7 @@ def tests(session: nox.Session) -> None:
     run_pytest(session, env, *args)
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.11", tags=["main"])
 def tests_mariadb(session: nox.Session) -> None:
     """The whole suite but the browser tests on MariaDB and Redis, Django 5.2 on Python 3.11.
 
@@ -134,7 +120,7 @@ def tests_mariadb(session: nox.Session) -> None:
     run_pytest(session, env, "-m", "not browser")
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.11", tags=["main"])
 def tests_sqlite(session: nox.Session) -> None:
     """The fast layer on SQLite: no integration or packaging tests."""
     session.install("-e", ".[test]", DJANGO_FOR_PYTHON["3.11"])
@@ -142,7 +128,7 @@ def tests_sqlite(session: nox.Session) -> None:
     run_pytest(session, env, "-m", "not integration and not packaging and not browser")
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.11", tags=["main"])
 def docs(session: nox.Session) -> None:
     """The documentation site from docs/, warnings as errors, into docs/_build/html."""
     session.install("-e", ".[docs]")
@@ -158,7 +144,7 @@ def docs(session: nox.Session) -> None:
     )
 
 
-@nox.session(python="3.11")
+@nox.session(python="3.11", tags=["main"])
 def release(session: nox.Session) -> None:
     """Build the sdist and the wheel (from the sdist) and check them before any upload."""
     session.install("build[uv]", "twine", "trove-classifiers")

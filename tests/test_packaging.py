@@ -36,6 +36,7 @@ IGNORED = shutil.ignore_patterns(
     ".venv",
     ".nox",
     "build",
+    "_build",
     "dist",
     "*.egg-info",
     "__pycache__",
