@@ -1,11 +1,7 @@
-"""Fixtures shared by the whole suite (the emulator fixtures come from the package's pytest plugin).
+"""Fixtures shared by the whole suite; the emulator fixtures come from the package's plugin.
 
-Two layers:
-
-* the fast layer (no marker): tasks run eagerly, in the test's thread, so a
-  test can follow a save to Pagecall (the emulator) and back without a broker;
-* ``@pytest.mark.integration``: a database server (PostgreSQL or MariaDB), a real Redis broker
-  and a real Celery worker (a thread, or a process where a test must kill it).
+Tests without a marker run Celery tasks eagerly; ``integration`` tests get a redis-server and a
+Celery worker of their own (docs/contributing.md, "Test markers").
 """
 
 from __future__ import annotations
@@ -105,6 +101,8 @@ def _shorter_waits() -> None:
 
 @pytest.fixture(autouse=True)
 def _eager_unless_integration(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tasks run in the test's thread, so a test follows a save to the emulator and back without
+    a broker; ``integration`` tests publish to a real broker for a real worker."""
     eager = request.node.get_closest_marker("integration") is None
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager

@@ -1,11 +1,7 @@
-"""The test settings with two more database aliases, for ``tests/test_sweep_databases.py``:
+"""The test settings with two more database aliases, for ``tests/test_sweep_databases.py``.
 
-* ``other``, on which the app's tables are migrated, like ``default``;
-* ``reports``, on which a router keeps them off (its test database is never created: a query
-  sent there fails the test).
-
-Run with ``pytest --ds tests.settings_databases tests/test_sweep_databases.py`` (the nox
-sessions do); under ``tests.settings`` that file is skipped.
+``other`` has the app's tables, like ``default``; a router keeps them off ``reports``. How to
+run it: docs/contributing.md, "Services and databases".
 """
 
 from __future__ import annotations
@@ -23,6 +19,8 @@ def _another(suffix: str) -> dict[str, Any]:
     return {**DATABASES["default"], **database}
 
 
+# The tests use "default" and "other" only, so "reports" gets no test database: a query the app
+# sent there would fail the test.
 DATABASES = {**DATABASES, "other": _another("other"), "reports": _another("reports")}
 
 

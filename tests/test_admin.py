@@ -1,11 +1,7 @@
-"""The room and Pagecall user admin through Django's test client.
-
-Tasks run eagerly (the fast layer) and Pagecall is the emulator, so a room saved in the admin
-reaches it before the response returns; transactions commit for real (``transaction=True``) so
-``on_commit`` fires as it does in production. Covers: the add page with inline members, the
-change page's read-only rules, the actions and their confirmation page, permissions, member
-links and masked tokens, filters and search, and a changelist whose query count does not grow
-with the number of rooms.
+"""The room and Pagecall user admin through Django's test client: the add page with inline
+members, the change page's read-only rules, the actions and their confirmation page,
+permissions, member links and masked tokens, filters and search, and the changelist's query
+count.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
-"""In a real browser (Debian's chromium, driven by Playwright): the admin and the example site.
+"""The admin, the example site and the room page in a real browser: Debian's chromium, driven
+by Playwright.
 
-* The admin: a staff member logs in, creates a room with two members on the add page, reloads
-  the change page until a real Celery worker (a thread, Redis broker, PostgreSQL) has synced it,
-  a participant joins through the emulator (whose webhook goes to the live server), the session
-  shows under the room and in the room list, the session and delivery lists
-  filter down to it, and the room is terminated through the confirmation page.
-* The example site, as ``manage.py pagecall_demo --serve`` runs it (its own emulator, worker
-  process, SQLite and filesystem broker): Alice logs in, opens her room from "my rooms", enters
-  the meeting embedded in its page, and the admin shows her online.
-* The app's room page: a member enters the embedded meeting (the emulator's meeting page in the
-  frame) and leaves it, and her session is recorded.
-
-Screenshots go to ``test-artifacts/screenshots/``. Without /usr/bin/chromium (or Playwright)
-these tests skip, except under CI (``CI`` set), where that is a failure: ``scripts/test.sh``
-installs chromium.
+Screenshots go to ``test-artifacts/screenshots/``. Without chromium or Playwright the tests
+skip, except under CI (docs/contributing.md, "Test markers").
 """
 
 from __future__ import annotations
@@ -133,6 +122,11 @@ def browser(
 def test_admin_create_a_room_see_it_synced_and_someone_join(
     browser: Browser, live_server: Any, pagecall_emulator: Emulator, settings: Any, admin_user: Any
 ) -> None:
+    """A staff member creates a room with two members on the add page and reloads its change page
+    until a real worker (a thread, Redis broker, PostgreSQL) has synced it; a participant joins
+    through the emulator, whose webhook goes to the live server; the session shows under the room
+    and in the room list, the session and delivery lists filter down to it, and the room is
+    terminated through the confirmation page."""
     # Pagecall's webhooks for rooms created now go to the live server.
     settings.PAGECALL = {**settings.PAGECALL, "WEBHOOK_URL": f"{live_server.url}/pagecall/webhook/"}
     page = browser.page
@@ -257,6 +251,9 @@ def answers(url: str) -> bool:
 def test_example_site_enter_the_embedded_meeting_from_my_rooms(
     browser: Browser, tmp_path: Path
 ) -> None:
+    """The example site as ``manage.py pagecall_demo --serve`` runs it (its own emulator, worker
+    process, SQLite and filesystem broker): Alice logs in, opens her room from "my rooms", enters
+    the meeting embedded in its page, and the admin shows her online."""
     port = free_port()
     site = f"http://127.0.0.1:{port}"
     with serving_demo(tmp_path, port) as process:
@@ -291,6 +288,8 @@ def test_example_site_enter_the_embedded_meeting_from_my_rooms(
 def test_a_member_enters_the_embedded_meeting_from_the_room_page(
     browser: Browser, live_server: Any, pagecall_emulator: Emulator, settings: Any, client: Any
 ) -> None:
+    """The app's room page: a member enters the embedded meeting (the emulator's meeting page in
+    the frame) and leaves it, and her session is recorded."""
     from django.contrib.auth import get_user_model
 
     from django_pagecall.models import Member

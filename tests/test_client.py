@@ -1,10 +1,8 @@
-"""The Pagecall client against the emulator, over real HTTP: every operation of the spec.
+"""The Pagecall client against the emulator over real HTTP: every operation of the spec.
 
-Each test talks to the ``pagecall_emulator`` fixture (which points ``settings.PAGECALL``
-at it) through a client built from the settings, and checks both what came back (typed
-objects) and what the emulator received (method, path, query, body exactly as sent).
-Errors, parsing and the transport have their own modules: ``test_client_errors.py``,
-``test_client_parsing.py`` and ``test_client_transport.py``.
+Each test checks what came back (typed objects) and what the emulator received (method, path,
+query and body as sent). Errors, parsing and the transport have their own modules:
+``test_client_errors.py``, ``test_client_parsing.py`` and ``test_client_transport.py``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
-"""How the client classifies failures, over real sockets.
-
-* :class:`PagecallRefused`: Pagecall said no (4xx); status and raw body kept.
-* :class:`PagecallTransientError`: certainly not carried out (connection refused, connect
-  timeout, 5xx other than 502/504, 408/429): safe to retry.
-* :class:`PagecallAmbiguousError`: sent, outcome unknown (read timeout, connection dropped,
-  502, 504): look before retrying.
-* :class:`PagecallResponseError`: 2xx with a body the client cannot read.
+"""How the client classifies failures, over real sockets: ``PagecallRefused`` (Pagecall said
+no), ``PagecallTransientError`` (not carried out: safe to retry), ``PagecallAmbiguousError``
+(outcome unknown: look before retrying) and ``PagecallResponseError`` (a 2xx it cannot read).
+docs/client.md lists what raises each.
 """
 
 from __future__ import annotations

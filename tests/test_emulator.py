@@ -1,9 +1,8 @@
-"""The Pagecall emulator's REST API, over real HTTP, every answer checked against the spec.
+"""The Pagecall emulator's REST API over real HTTP, every answer checked against the spec.
 
-Also home of the helpers the other ``test_emulator_*`` modules import:
-:class:`Api` (a ``requests`` session that validates each answer against
-Pagecall's OpenAPI spec with jsonschema) and :class:`WebhookReceiver` (a real
-HTTP server that records the webhooks it is sent).
+Also home of helpers the other ``test_emulator_*`` modules import: :class:`Api`, a ``requests``
+session that validates each answer against Pagecall's OpenAPI spec, and
+:class:`WebhookReceiver`, a real HTTP server that records the webhooks it is sent.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
 """Fuzzing the client's parsing: whatever Pagecall answers, the client returns typed objects or
-raises one of its own errors, classified by status.
-
-Two layers: the resources' ``from_api`` and ``parse_datetime`` fed arbitrary
-JSON in-process, and the client over HTTP against the emulator, whose
-injected faults answer any status with any JSON or text body (no patching).
-Examples are bounded so that the module runs in a few seconds.
+raises one of its own errors, classified by status. In-process, the resources' ``from_api`` and
+``parse_datetime`` get arbitrary JSON; over HTTP, the emulator's injected faults answer any
+status with any JSON or text body.
 """
 
 from __future__ import annotations
@@ -30,6 +27,7 @@ from django_pagecall.exceptions import (
 )
 from django_pagecall.remote import DEPRECATED, parse_datetime
 
+# Bounded so that the module runs in a few seconds.
 FUZZ = settings(
     max_examples=80,
     deadline=None,

@@ -1,22 +1,8 @@
 """Fuzzing the webhook endpoint, and holding its published OpenAPI description to the serializer.
 
-Three sources of input:
-
-* the description the app serves (``pagecall:webhook-openapi``), read back
-  over HTTP and turned into requests by schemathesis, in its positive mode
-  (bodies the document allows) and its negative mode (bodies, headers and
-  raw bytes it does not);
-* mutations of a valid body (one field removed, retyped, stretched or
-  replaced), for which the document and the DRF serializer must give the
-  same verdict;
-* plain Hypothesis: arbitrary bytes, arbitrary JSON, arbitrary headers and
-  methods.
-
-Whatever comes in: no 5xx, every refusal a 4xx with a JSON ``error`` and
-``detail`` matching the document's schema for that status, and nothing
-written for a request without valid credentials. Examples are bounded
-(``max_examples``, no deadline: the database sets the pace), so the module
-runs in well under a minute.
+Requests come from the served description (schemathesis, positive and negative modes), from
+mutations of a valid body and from plain Hypothesis. Whatever comes in: no 5xx, every refusal a
+JSON 4xx as the description documents it, nothing written without valid credentials.
 """
 
 from __future__ import annotations
@@ -47,6 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 OPENAPI_PATH = "/pagecall/webhook/openapi.json"
 
+# Bounded so that the module runs in well under a minute; no deadline: the database sets the pace.
 FUZZ = settings(
     max_examples=60,
     deadline=None,
@@ -274,6 +261,8 @@ def test_bodies_outside_the_document_are_refused(
 
 
 # -- mutations of a valid body ----------------------------------------------------------------------
+# One field removed, retyped, stretched or replaced: the document and the serializer must give the
+# same verdict.
 
 # Strings the serializer could not store are not Pagecall's: no surrogates (the utf-8 codec), no NUL.
 texts = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=80)

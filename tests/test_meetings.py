@@ -1,9 +1,6 @@
-"""Meetings and attendance: ``room.meetings()`` and ``room.attendance()`` from the stored sessions,
-and the ``meeting_started`` / ``meeting_ended`` signals as webhooks arrive.
-
-The property tests post webhook bodies shaped like the emulator's, with chosen timestamps, in
-shuffled and duplicated orders, and compare with a plain reference computation (every covered
-instant, counted one by one). The live test has the emulator send real joins and leaves.
+"""Meetings and attendance: ``room.meetings()`` and ``room.attendance()`` from the stored
+sessions, and the ``meeting_started`` / ``meeting_ended`` signals as webhooks arrive, in any
+order and with duplicates, and as the emulator sends real joins and leaves.
 """
 
 from __future__ import annotations
@@ -74,6 +71,9 @@ def events_of(room: PagecallRoom, stays: list[Stay]) -> list[tuple[int, int, Any
 
 
 # -- the plain reference -------------------------------------------------------------------------
+# The property tests post bodies shaped like the emulator's, with chosen timestamps, shuffled and
+# duplicated, and compare with this computation, too plain to be wrong: every covered instant,
+# counted one by one.
 
 
 def reference_meetings(stays: list[Stay]) -> list[tuple[int, int | None]]:

@@ -1,12 +1,5 @@
-"""The distributions: what the sdist and the wheel carry, and that the wheel works on its own.
-
-The sdist and wheel are built once per run (``python -m build``: the sdist, then the wheel from
-the sdist, each in an isolated build environment, so a file that MANIFEST.in forgets is missing
-from the wheel too). The wheel is then installed with its dependencies into a new virtualenv,
-where every module is imported and a bare Django site runs ``migrate`` and ``check``.
-
-Needs PyPI (the build backend and the dependencies) and takes about 10 s with uv, about 25 s
-with pip. Deselect with ``-m "not packaging"``.
+"""The distributions: what the sdist and the wheel carry, and that the wheel works on its own
+in a new virtualenv. Needs PyPI (docs/contributing.md, "Test markers").
 """
 
 from __future__ import annotations
@@ -105,6 +98,8 @@ def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     shutil.copytree(ROOT, source, ignore=IGNORED, symlinks=True)
     out = base / "dist"
     installer = ["--installer", "uv"] if uv_executable() else []
+    # The sdist, then the wheel from the sdist, each in an isolated build environment: a file that
+    # MANIFEST.in forgets is missing from the wheel too.
     run(sys.executable, "-m", "build", *installer, "--outdir", out, source)
     (wheel,) = out.glob("*.whl")
     (sdist,) = out.glob("*.tar.gz")
@@ -246,6 +241,8 @@ print("smoke ok")
 def test_wheel_installs_and_works_in_a_new_virtualenv(
     dists: dict[str, Path], tmp_path: Path
 ) -> None:
+    """Installed with its dependencies, the wheel imports every module, and a bare Django site
+    runs ``migrate`` and ``check``."""
     venv = tmp_path / "venv"
     python = venv / "bin" / "python"
     uv = uv_executable()

@@ -1,22 +1,7 @@
-"""The security review, enforced: secrets stay secret, the admin respects permissions, and the
-webhook refuses what it must (wrong room, forged headers, oversized bodies, floods of failures).
-
-* Secrets (the API key, the server keys, every room's webhook secret and every
-  access token) never appear in a log record, an admin page, a stored row
-  (but the access token's own column), an error message, a command's output
-  or an object's ``repr``, across a full flow with failures: Pagecall 5xx,
-  refusals and dropped connections, every kind of refused webhook, a signal
-  receiver that raises.
-* Every admin action of the app declares the permission it needs; staff
-  with the view permission only are offered none and cannot run one by
-  posting it; the "join as" view needs the change permission.
-* The webhook endpoint: another room's secret, forged room headers, bodies
-  over the limit (answered without being read), and the bound on failed
-  authentications per address (429, no more log lines, never a genuine
-  delivery refused, no cache access on the success path).
-
-The emulator's refusal to bind a non-loopback address without
-``allow_remote`` is tested with the emulator (``test_emulator_control``).
+"""The security review, enforced: secrets never show in logs, answers, admin pages, stored rows,
+errors, command output or reprs; every admin action needs its permission; the webhook refuses
+another room's secret, forged headers, oversized bodies and floods of failed authentications.
+The emulator's refusal of non-loopback addresses is tested in ``test_emulator_control``.
 """
 
 from __future__ import annotations
@@ -302,6 +287,9 @@ class _Output:
 def test_no_secret_in_logs_answers_errors_rows_or_reprs_across_a_full_flow(
     private_emulator: Emulator, keys: dict[str, str], client: Client, all_logs: RecordAll
 ) -> None:
+    """The API key, the server keys, every room's webhook secret and every access token, across
+    Pagecall 5xx, refusals and dropped connections, every kind of refused webhook and a signal
+    receiver that raises."""
     texts = run_a_full_flow(private_emulator, client)
     secret_values = secrets_in_play(private_emulator, keys)
     assert len([n for n in secret_values if "access token" in n]) >= 4  # alice, bob, carol

@@ -1,10 +1,6 @@
 """A short run of the soak test (``benchmarks/soak.py``): load and every kind of fault for 20 s,
 then the checks that nothing was lost, nothing created twice and every session recorded right.
-
-The full run (2 minutes by default) is not part of the suite: ``python -m benchmarks.soak``.
-This one takes about 30 s, in a subprocess with a PostgreSQL database, a redis-server and
-Celery workers of its own; deselect it with ``-m "not soak"``. The soak prints its figures;
-they are shown here when it fails.
+The full run is ``python -m benchmarks.soak`` (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -38,7 +34,7 @@ def test_a_short_soak_loses_nothing() -> None:
     )
     _drop(database)
     output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-6000:]
+    assert done.returncode == 0, output[-6000:]  # the soak's figures, to see what went wrong
     assert "== OK" in done.stdout
     for kind in ("broker restart", "worker SIGKILL", "pagecall creates then drops"):
         assert f"fault: {kind}" in done.stdout, done.stdout[-3000:]

@@ -1,9 +1,6 @@
 """The sweep (``pagecall_sync`` and the periodic task ``django_pagecall.tasks.sync``), on the fast
 layer: what it counts as sent, failed or left to retry, the follow-ups it runs itself while the
 broker is down, and how a save behaves once the broker has refused a task.
-
-Pagecall is the emulator over real HTTP; the broker, where one is needed, is a port nothing
-listens on, so publishing fails for real.
 """
 
 from __future__ import annotations
@@ -59,7 +56,8 @@ def progress_lines(err: str) -> list[tuple[int, int]]:
 
 @pytest.fixture
 def broker_down() -> Iterator[None]:
-    """Tasks go through the broker (not eagerly), and the broker is a port nothing listens on."""
+    """Tasks go through the broker (not eagerly), and the broker is a port nothing listens on:
+    publishing fails for real."""
     from tests.celery_app import app
     from tests.conftest import use_broker
     from tests.redis_server import free_port

@@ -1,9 +1,7 @@
 """The sweep on a site with several databases: the periodic task and ``pagecall_sync`` send what
 is pending on every alias the app's tables are migrated on, unless told one alias.
 
-Needs the aliases of ``tests.settings_databases``: ``pytest --ds tests.settings_databases
-tests/test_sweep_databases.py`` (the nox sessions run it so). The ``reports`` alias, kept off the
-app by a router, has no test database: a query sent there fails the test.
+Needs ``--ds tests.settings_databases`` (docs/contributing.md, "Services and databases").
 """
 
 from __future__ import annotations
@@ -23,6 +21,8 @@ pytestmark = [
         "other" not in settings.DATABASES,
         reason="needs the aliases of tests.settings_databases (--ds tests.settings_databases)",
     ),
+    # Not "reports": the router keeps the app off it, and with no test database a query sent
+    # there fails the test.
     pytest.mark.django_db(transaction=True, databases=["default", "other"]),
 ]
 

@@ -1,10 +1,7 @@
 """The webhook endpoint: authentication, CSRF, ATOMIC_REQUESTS, validation, processing and signals.
 
-Bodies and headers come from the emulator's participants and are posted with
-Django's test client (see ``test_webhook_support``); ``test_webhook_live``
-has the emulator send them itself over HTTP. Transactions commit for real
-(``transaction=True``) so that ``on_commit`` signals and query counts are
-what production sees.
+Bodies and headers come from the emulator's participants and are posted with Django's test
+client; ``test_webhook_live`` has the emulator send them itself over HTTP.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """The admin for sessions and webhook deliveries, and what it offers the room admin.
 
-The module is its own URLconf: an admin site with the app's Session and
-WebhookDelivery admins, and a room admin built only from what
-``django_pagecall.admin.sessions`` provides to the real one (the inline,
-``with_online`` and ``online_now``), so these tests do not depend on it.
+The module is its own URLconf, with a room admin built only from what
+``django_pagecall.admin.sessions`` gives the real one, so these tests do not depend on it.
 """
 
 from __future__ import annotations
@@ -44,6 +42,8 @@ from tests.test_webhook_support import (
 )
 
 
+# Only what django_pagecall.admin.sessions gives the real room admin: the inline, with_online
+# and online_now.
 class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     inlines = [SessionInline]
     list_display = ["name", online_now]

@@ -1,10 +1,6 @@
-"""The emulator's participants calling the webhook over HTTP on a live server, one by one and all at once.
-
-Here the emulator sends every webhook itself, with the headers the room was
-created with, to ``live_server`` (a real threaded HTTP server, each request
-on its own database connection). The concurrency test sends 200 deliveries
-for one room from 8 threads at once, duplicates and reorderings mixed in,
-and checks that exactly the right sessions, counters and signals result.
+"""The emulator's participants calling the webhook over HTTP on a live server, one by one and
+all at once: the emulator sends every webhook itself, with the headers the room was created
+with, to ``live_server`` (a threaded server, each request on its own database connection).
 """
 
 from __future__ import annotations
@@ -82,6 +78,8 @@ def test_terminating_a_room_on_pagecall_ends_every_session(
 def test_200_deliveries_at_once_with_duplicates_and_reorderings(
     live_room: PagecallRoom, pagecall_emulator: Emulator, session_signals: SignalLog
 ) -> None:
+    """Eight threads send 200 deliveries for one room at once, duplicates and reorderings mixed
+    in: exactly the right sessions, counters and signals result."""
     requires_server("SQLite allows one writer at a time; the live server's threads would queue")
     emu, room_id = pagecall_emulator, live_room.pagecall_id
     joins: dict[str, dict[str, Any]] = {}

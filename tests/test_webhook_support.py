@@ -1,11 +1,7 @@
 """Helpers and fixtures shared by the webhook tests (``tests/test_webhook*.py``); no tests here.
 
-Rooms are made the way the app makes them: a local row, and a room on the
-emulator created with that row's webhook headers (``headers_for_room``).
-Webhook bodies and headers come from the emulator's participants
-(``join``/``leave``): either sent by the emulator itself over HTTP (to a
-live server), or taken from it (``deliver=False``) and posted with Django's
-test client, which lets a test count queries and see the response.
+Rooms are made as the app makes them (``make_room``); webhook bodies and headers come from the
+emulator's participants, sent by the emulator itself or taken (``deliver=False``) and posted.
 """
 
 from __future__ import annotations
@@ -93,6 +89,8 @@ def make_room(
     webhook_url: str = "http://testserver" + WEBHOOK_PATH,
     store_id: bool = True,
 ) -> PagecallRoom:
+    """A room made as the app makes it: a local row, and a room on the emulator created with that
+    row's webhook headers (``headers_for_room``)."""
     # bulk_create: a row without the save() hook, so the test decides when the id is stored.
     (room,) = Room.objects.bulk_create([Room(name=name, type=type)])
     remote = get_client().create_room(
