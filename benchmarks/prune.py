@@ -2,7 +2,7 @@
 windows with the prune running and paused (SIGSTOP) alternate; docs/performance.md.
 
     python -m benchmarks.prune [--deliveries 1000000] [--window 10] [--clients 2]
-           [--batch-size 500] [--database-url mysql://root@127.0.0.1:3306/NAME]"""
+           [--batch-size 500] [--pause 1] [--database-url mysql://root@127.0.0.1:3306/NAME]"""
 
 from __future__ import annotations
 
@@ -132,6 +132,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2, help="Concurrent webhook senders.")
     parser.add_argument("--rooms", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=None, help="pagecall_prune's.")
+    parser.add_argument("--pause", type=float, default=None, help="pagecall_prune's.")
     parser.add_argument("--workers", type=int, default=2 * cpus, help="gunicorn workers.")
     parser.add_argument(
         "--database-url",
@@ -177,6 +178,8 @@ def main() -> int:
     command = [sys.executable, "-m", "django", "pagecall_prune", f"--days={KEEP_DAYS}"]
     if args.batch_size:
         command.append(f"--batch-size={args.batch_size}")
+    if args.pause is not None:
+        command.append(f"--pause={args.pause}")
     prune: subprocess.Popen[bytes] | None = None
     out = (workdir / "prune.out").open("wb")
     pruning = 0.0

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -109,6 +109,33 @@ def test_deletes_go_by_primary_key_batches() -> None:
     assert len(deletes) == 3  # 3 + 3 + 1
     assert all(" >= " in sql and " <= " in sql for sql in deletes)  # each batch's key range
     assert not WebhookDelivery.objects.filter(pk__in=old).exists()
+
+
+def test_each_batch_is_followed_by_a_rest_as_long_as_it_took(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from django_pagecall.webhooks import retention
+
+    old_rows(7, DeliveryState.PROCESSED)
+    # A clock of its own: each reading 0.1 s after the last, so each batch "takes" 0.1 s.
+    readings = iter(x / 10 for x in range(100))
+    rests: list[float] = []
+    clock = SimpleNamespace(monotonic=lambda: next(readings), sleep=rests.append)
+    monkeypatch.setattr(retention, "time", clock)
+
+    assert prune_deliveries(batch_size=3, pause=2) == 7
+    assert rests == pytest.approx([0.2, 0.2])  # none after the last batch
+    old_rows(7, DeliveryState.PROCESSED)
+    assert prune_deliveries(batch_size=3, pause=20) == 7
+    assert rests[2:] == [retention.MAX_PAUSE] * 2
+    old_rows(4, DeliveryState.PROCESSED)
+    assert prune_deliveries(batch_size=3, pause=0) == 4
+    assert len(rests) == 4
+    for refused in ("-1", "nan"):
+        with pytest.raises(CommandError, match="--pause must be 0 or more"):
+            call_command("pagecall_prune", "--pause", refused)
 
 
 def test_the_command_prunes_and_keeps_failed_unless_asked() -> None:

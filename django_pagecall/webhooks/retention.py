@@ -4,6 +4,7 @@ batch its own short transaction, so that no lock is held long (docs/webhooks.md#
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Final
@@ -16,6 +17,11 @@ from ..models import DeliveryState, Session, WebhookDelivery
 
 #: Rows deleted per statement: small enough that each DELETE holds its locks briefly.
 BATCH_SIZE: Final = 500
+#: After each batch, a rest this many times as long as the batch took: on a machine the
+#: webhooks share, the prune then takes at most half of its time (docs/performance.md).
+PAUSE: Final = 1.0
+#: The longest rest, whatever a batch took.
+MAX_PAUSE: Final = 1.0
 #: What is pruned by default; the rest waits for a replay unless ``include_failed``.
 PRUNED_BY_DEFAULT: Final = (DeliveryState.PROCESSED,)
 KEPT_FOR_REPLAY: Final = (DeliveryState.FAILED, DeliveryState.WAITING, DeliveryState.RECEIVED)
@@ -49,9 +55,11 @@ def delete_in_batches(
     queryset: QuerySet[WebhookDelivery] | QuerySet[Session],
     *,
     batch_size: int = BATCH_SIZE,
+    pause: float = PAUSE,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
-    """Delete what ``queryset`` selects, ``batch_size`` primary keys at a time; how many.
+    """Delete what ``queryset`` selects, ``batch_size`` primary keys at a time, resting ``pause``
+    times as long as each batch took (at most ``MAX_PAUSE`` seconds) before the next; how many.
 
     Each batch's keys are read after the last batch's, then deleted by their range with the same
     condition in its own transaction, so a row that changed in between (a delivery replayed) is
@@ -60,6 +68,7 @@ def delete_in_batches(
     using = queryset.db
     deleted, after = 0, None
     while True:
+        started = time.monotonic()
         page = queryset if after is None else queryset.filter(pk__gt=after)
         pks = list(page.order_by("pk").values_list("pk", flat=True)[:batch_size])
         if not pks:
@@ -71,6 +80,8 @@ def delete_in_batches(
             on_batch(count)
         if len(pks) < batch_size:
             return deleted
+        if pause > 0:
+            time.sleep(min(pause * (time.monotonic() - started), MAX_PAUSE))
 
 
 def prune_deliveries(
@@ -79,6 +90,7 @@ def prune_deliveries(
     days: int | None = None,
     include_failed: bool = False,
     batch_size: int = BATCH_SIZE,
+    pause: float = PAUSE,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """Delete the deliveries older than ``days`` (default ``DELIVERY_RETENTION_DAYS``; 0 keeps
@@ -87,4 +99,4 @@ def prune_deliveries(
     if days <= 0:
         return 0
     queryset = prunable_deliveries(using, timedelta(days=days), include_failed=include_failed)
-    return delete_in_batches(queryset, batch_size=batch_size, on_batch=on_batch)
+    return delete_in_batches(queryset, batch_size=batch_size, pause=pause, on_batch=on_batch)

@@ -93,6 +93,14 @@ class Command(BaseCommand):
             help=gettext("Rows per DELETE."),
         )
         parser.add_argument(
+            "--pause",
+            type=float,
+            default=retention.PAUSE,
+            help=gettext(
+                "After each batch, rest this many times as long as the batch took (0: never)."
+            ),
+        )
+        parser.add_argument(
             "--dry-run",
             action="store_true",
             help=gettext("Count what would be deleted, delete nothing."),
@@ -102,6 +110,8 @@ class Command(BaseCommand):
         using: str = options["database"]
         if options["batch_size"] < 1:
             raise CommandError(gettext("--batch-size must be at least 1."))
+        if not options["pause"] >= 0:  # NaN too
+            raise CommandError(gettext("--pause must be 0 or more."))
         keep_days = retention.retention_days() if options["days"] is None else options["days"]
         targets: list[tuple[str, Any]] = []
         if keep_days > 0:
@@ -132,6 +142,9 @@ class Command(BaseCommand):
                 progress.advance(deleted, total=max(progress.total, progress.count + deleted))
 
             deleted = retention.delete_in_batches(
-                queryset, batch_size=options["batch_size"], on_batch=advance
+                queryset,
+                batch_size=options["batch_size"],
+                pause=options["pause"],
+                on_batch=advance,
             )
             self.stdout.write(self.style.SUCCESS(MESSAGES[kind]["deleted"] % {"count": deleted}))
