@@ -118,9 +118,8 @@ def import_room(
 ) -> int | None:
     """Save one Pagecall room of ``workspace`` here, already synced, with its members; how many
     members, or None when a row has it by now. Nothing is sent to Pagecall."""
-    members = list(
-        get_client(workspace).list_members(found.id)
-    )  # before the transaction: no lock held
+    # Read before the transaction, so that no lock is held while Pagecall answers.
+    members = list(get_client(workspace).list_members(found.id))
     now = timezone.now()
     room_type = found.type if found.type in RoomType.values else RoomType.PUBLIC
     try:
