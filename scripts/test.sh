@@ -72,22 +72,23 @@ if [ ! -x /usr/bin/chromium ]; then
     fi
 fi
 
-# A Korean font, so that the screenshots of the admin in Korean show its text, not boxes.
-if ! dpkg -s fonts-nanum 2>/dev/null | grep -q "^Status: install ok installed"; then
-    log "installing fonts-nanum (Debian) for the Korean screenshots"
-    apt_install fonts-nanum || echo "test.sh: could not install fonts-nanum; Korean screenshots show boxes." >&2
-fi
-
-missing=()
-for package in libmariadb-dev pkg-config; do
-    dpkg -s "$package" 2>/dev/null | grep -q "^Status: install ok installed" || missing+=("$package")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]} (Debian) to build mysqlclient"
-    if ! apt_install "${missing[@]}"; then
-        echo "test.sh: could not install ${missing[*]}; mysqlclient will not build (MariaDB session fails)." >&2
+# install_missing WHY WITHOUT PACKAGE...: installs the Debian packages that are not installed yet,
+# for WHY; says WITHOUT (what goes wrong without them) when that fails.
+install_missing() {
+    local why=$1 without=$2 missing=() package
+    shift 2
+    for package in "$@"; do
+        dpkg -s "$package" 2>/dev/null | grep -q "^Status: install ok installed" || missing+=("$package")
+    done
+    if [ "${#missing[@]}" -gt 0 ]; then
+        log "installing ${missing[*]} (Debian) $why"
+        apt_install "${missing[@]}" || echo "test.sh: could not install ${missing[*]}; $without." >&2
     fi
-fi
+}
+
+install_missing "for the Korean screenshots" "Korean screenshots show boxes" fonts-nanum
+install_missing "to build mysqlclient" "mysqlclient will not build (MariaDB session fails)" \
+    libmariadb-dev pkg-config
 
 if [ "$FRESH" = 1 ] && [ -d .venv ]; then
     log "removing .venv (--fresh)"
